@@ -1,0 +1,139 @@
+"""Permutation-symmetric sparse data (Persian Rug §2; TMS §2), for many model instances at once.
+
+Each of the n features is independently on with probability p (the instance's ``feature_prob``) and
+then takes a value uniform on [0, 1]:  x_i = B_i U_i,  B_i ~ Bernoulli(p),  U_i ~ U[0, 1].
+
+Instance k draws from its own ``torch.Generator``, so its data do not depend on which other instances
+are trained beside it: k instances trained together see exactly the data they would see alone.
+
+Sampling exploits sparsity: the gaps between consecutive active entries of the flattened
+(batch × n) block are i.i.d. Geometric(p), so one draw per *active* entry gives its position and one
+more its value — about 2·p draws per entry instead of one or two per entry (tms.md §1.1), which is what
+makes data generation cheap next to the model's matrix products at p ≈ 0.05.
+
+Shapes: ``feature_prob`` (k,); a batch holds x of shape (k, batch, n) in sparse form;
+``SparseBatch.dense()`` is (batch, k, n), the layout used everywhere else in ``toysup``.
+"""
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+from torch import Tensor
+
+from toysup import checks
+
+
+@dataclass(frozen=True)
+class SparseBatch:
+    """x for k instances, stored as its non-zero entries.
+
+    ``values`` (nnz,) and ``flat`` (nnz,) give x.reshape(-1)[flat] = values for x of shape
+    (k, batch, n), sorted by flat index (instance, then sample, then feature).
+    """
+
+    values: Tensor
+    flat: Tensor
+    n_instances: int
+    batch: int
+    n_features: int
+
+    def dense(self) -> Tensor:
+        """x as a dense tensor of shape (batch, k, n) (a view of a contiguous (k, batch, n))."""
+        x = torch.zeros(self.n_instances * self.batch * self.n_features,
+                        dtype=self.values.dtype, device=self.values.device)
+        x[self.flat] = self.values
+        return x.view(self.n_instances, self.batch, self.n_features).transpose(0, 1)
+
+    def block_rows(self) -> tuple[Tensor, Tensor]:
+        """Row and column of each entry in the block-diagonal matrix diag(x_1, …, x_k).
+
+        That matrix has shape (k·batch, k·n): instance i's (batch, n) block sits at rows i·batch…
+        and columns i·n…, so one sparse product with a (k·n, m) stack serves all instances.
+        """
+        row = self.flat // self.n_features
+        instance = row // self.batch
+        col = instance * self.n_features + self.flat % self.n_features
+        return row, col
+
+    @cached_property
+    def csr(self) -> Tensor:
+        """diag(x_1, …, x_k) as a CSR tensor of shape (k·batch, k·n)."""
+        row, col = self.block_rows()
+        return _csr(row, col, self.values, (self.n_instances * self.batch,
+                                            self.n_instances * self.n_features))
+
+    @cached_property
+    def csr_t(self) -> Tensor:
+        """The transpose of ``csr``, (k·n, k·batch), also in CSR form."""
+        row, col = self.block_rows()
+        order = torch.argsort(col, stable=True)
+        return _csr(col[order], row[order], self.values[order],
+                    (self.n_instances * self.n_features, self.n_instances * self.batch))
+
+
+def _csr(row: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
+    """CSR tensor from entries already sorted by row."""
+    counts = torch.bincount(row, minlength=size[0])
+    crow = torch.zeros(size[0] + 1, dtype=torch.int64, device=row.device)
+    torch.cumsum(counts, 0, out=crow[1:])
+    return torch.sparse_csr_tensor(crow, col, values, size=size)
+
+
+def make_generators(seeds: list[int], device: torch.device) -> list[torch.Generator]:
+    """One torch.Generator per instance, seeded with that instance's seed."""
+    return [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+
+
+def _gap_budget(prob: float, total: int) -> int:
+    """Number of geometric gaps that covers ``total`` Bernoulli(prob) trials, except with
+    probability below 1e-15 (mean + 8 standard deviations + 32)."""
+    mean = total * prob
+    return min(total, math.ceil(mean + 8 * math.sqrt(mean * (1 - prob)) + 32))
+
+
+def sample_sparse(feature_prob: Tensor, batch: int, n_features: int,
+                  generators: list[torch.Generator]) -> SparseBatch:
+    """Draw x ~ (1−p)δ₀ + p·U[0, 1] i.i.d. for every instance, sample and feature.
+
+    feature_prob (k,) in (0, 1]; one generator per instance (see ``make_generators``).
+    Returns a SparseBatch for x of shape (k, batch, n).
+    """
+    checks.positive_int("batch", batch)
+    checks.positive_int("n_features", n_features)
+    p = checks.probabilities("feature_prob", feature_prob)
+    if len(generators) != p.numel():
+        raise ValueError(f"generators must hold one generator per instance ({p.numel()}), "
+                         f"got {len(generators)}")
+    device = generators[0].device
+    total = batch * n_features
+    budgets = [_gap_budget(float(pi), total) for pi in p]
+    width = max(budgets)
+    # Column j < budget of row i: uniform draw j of instance i; padding is 0.5 (masked below).
+    gap_u = torch.full((p.numel(), width), 0.5, device=device)
+    value_u = torch.empty((p.numel(), width), device=device)
+    for i, (gen, budget) in enumerate(zip(generators, budgets)):
+        draws = torch.rand(2 * budget, generator=gen, device=device)
+        gap_u[i, :budget] = draws[:budget]
+        value_u[i, :budget] = draws[budget:]
+    # Gap G = floor(log(1−u) / log(1−p)) ~ Geometric(p) on {0, 1, …}; for p = 1 every gap is 0.
+    log_q = torch.log1p(-p.to(device)).clamp_min(-1e30)[:, None]
+    gaps = torch.floor(torch.log1p(-gap_u.double()) / log_q).clamp_max(total).long()
+    position = torch.cumsum(gaps + 1, dim=1) - 1
+    in_budget = torch.arange(width, device=device)[None, :] < torch.tensor(budgets, device=device)[:, None]
+    # Complete if a drawn position lies past the block, or if every entry of it was drawn.
+    full = torch.tensor([b == total for b in budgets], device=device)
+    covered = (position.masked_fill(~in_budget, -1).amax(dim=1) >= total) | full
+    if not bool(covered.all()):  # probability < 1e-15 per instance and batch, see _gap_budget
+        raise RuntimeError("gap budget exhausted; please report this seed")
+    keep = in_budget & (position < total)
+    instance = torch.arange(p.numel(), device=device)[:, None].expand_as(position)
+    flat = (instance * total + position)[keep]
+    return SparseBatch(values=value_u[keep], flat=flat, n_instances=p.numel(), batch=batch,
+                       n_features=n_features)
+
+
+def sample_features(feature_prob: Tensor, batch: int, n_features: int,
+                    generators: list[torch.Generator]) -> Tensor:
+    """Dense x of shape (batch, k, n); see ``sample_sparse``."""
+    return sample_sparse(feature_prob, batch, n_features, generators).dense()

@@ -1,0 +1,178 @@
+"""The ReLU-output autoencoder of the Persian Rug paper (Eq. 1), batched over model instances:
+
+    y = ReLU(W_out W_in x + b),   W_in (m × n),  W_out (n × m),  b (n),   L = (1/n) E‖y − x‖²  (Eq. 2)
+
+Paper → code: n (n_s, ``n_sparse``) → ``n_features``; m (n_d, ``n_dense``) → ``d_hidden``;
+W = W_out W_in → ``W_eff``. ``tied=True`` gives the TMS model ReLU(Wᵀ W x + b) (Elhage et al. 2022,
+W_out = W_inᵀ); ``activation="linear"`` gives the affine baseline W_out W_in x + b.
+
+Every parameter carries a leading instances axis k; nothing here mixes instances. Storage is chosen
+for speed: ``encoder`` E = W_inᵀ and ``decoder`` D = W_out, both (k, n, m) and contiguous, so that
+the sparse input multiplies one (k·n, m) stack and the tied model simply has D = E.
+
+Shapes: W_in (k, m, n) · W_out (k, n, m) · b (k, n) · W_eff (k, n, n) · x, y (batch, k, n).
+"""
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from toysup import checks
+from toysup.data import SparseBatch
+
+Activation = Literal["relu", "linear"]
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """Sizes and variant of k independent autoencoders trained side by side."""
+
+    n_features: int            # n
+    d_hidden: int              # m, at most n
+    n_instances: int = 1       # k
+    tied: bool = False         # True: W_out = W_inᵀ (TMS); the Persian Rug model is untied
+    activation: Activation = "relu"
+
+    def __post_init__(self) -> None:
+        checks.positive_int("n_features", self.n_features)
+        checks.positive_int("d_hidden", self.d_hidden, maximum=self.n_features)
+        checks.positive_int("n_instances", self.n_instances)
+        if self.activation not in ("relu", "linear"):
+            raise ValueError(f"activation must be 'relu' or 'linear', got {self.activation!r}")
+
+    @property
+    def ratio(self) -> float:
+        """r = m / n as realised."""
+        return self.d_hidden / self.n_features
+
+
+@dataclass
+class AutoencoderParams:
+    """Parameters of k autoencoders; ``decoder is encoder`` for tied models."""
+
+    config: AutoencoderConfig
+    encoder: Tensor   # E = W_inᵀ, (k, n, m)
+    decoder: Tensor   # D = W_out, (k, n, m)
+    b: Tensor         # (k, n)
+
+    @property
+    def W_in(self) -> Tensor:
+        """(k, m, n), a view of ``encoder``."""
+        return self.encoder.transpose(1, 2)
+
+    @property
+    def W_out(self) -> Tensor:
+        """(k, n, m)."""
+        return self.decoder
+
+    def W_eff(self) -> Tensor:
+        """W = W_out W_in, (k, n, n)."""
+        return torch.bmm(self.decoder, self.encoder.transpose(1, 2))
+
+    def tensors(self) -> list[Tensor]:
+        """The distinct trainable tensors (two for tied models, three otherwise)."""
+        if self.config.tied:
+            return [self.encoder, self.b]
+        return [self.encoder, self.decoder, self.b]
+
+    def select(self, index: list[int] | slice) -> "AutoencoderParams":
+        """The instances ``index`` as a new (copied) AutoencoderParams."""
+        idx = list(range(self.config.n_instances))[index] if isinstance(index, slice) else list(index)
+        cfg = AutoencoderConfig(self.config.n_features, self.config.d_hidden, len(idx),
+                                self.config.tied, self.config.activation)
+        enc = self.encoder[idx].clone()
+        dec = enc if cfg.tied else self.decoder[idx].clone()
+        return AutoencoderParams(cfg, enc, dec, self.b[idx].clone())
+
+
+def init_params(config: AutoencoderConfig, generators: list[torch.Generator]) -> AutoencoderParams:
+    """PyTorch's default ``nn.Linear`` initialisation, drawn per instance from its own generator.
+
+    W_in ~ U(±1/√n) (fan-in n), W_out ~ U(±1/√m) and b ~ U(±1/√m) (fan-in m), as for
+    ``nn.Linear(n, m, bias=False)`` followed by ``nn.Linear(m, n)``. Tied models draw only W_in.
+    """
+    if len(generators) != config.n_instances:
+        raise ValueError(f"generators must hold one generator per instance ({config.n_instances}), "
+                         f"got {len(generators)}")
+    n, m, k = config.n_features, config.d_hidden, config.n_instances
+    device = generators[0].device
+
+    def uniform(shape: tuple[int, ...], fan_in: int, gen: torch.Generator) -> Tensor:
+        return (torch.rand(shape, generator=gen, device=device) * 2 - 1) / fan_in ** 0.5
+
+    enc = torch.empty(k, n, m, device=device)
+    dec = torch.empty(k, n, m, device=device)
+    b = torch.empty(k, n, device=device)
+    for i, gen in enumerate(generators):
+        enc[i] = uniform((m, n), n, gen).T          # drawn in nn.Linear's (out, in) order
+        if not config.tied:
+            dec[i] = uniform((n, m), m, gen)
+        b[i] = uniform((n,), m, gen)
+    return AutoencoderParams(config, enc, enc if config.tied else dec, b)
+
+
+def forward(params: AutoencoderParams, x: Tensor) -> Tensor:
+    """y = ReLU(W_out W_in x + b) (or without the ReLU for the linear baseline).
+
+    x (batch, k, n) → y (batch, k, n). Differentiable with autograd; the trainer uses the faster
+    ``loss_and_grads``.
+    """
+    k, n = params.config.n_instances, params.config.n_features
+    if x.dim() != 3 or x.shape[1] != k or x.shape[2] != n:
+        raise ValueError(f"x must have shape (batch, {k}, {n}), got {tuple(x.shape)}")
+    h = torch.bmm(x.transpose(0, 1), params.encoder)                      # (k, batch, m)
+    pre = torch.baddbmm(params.b[:, None, :], h, params.decoder.transpose(1, 2))
+    y = torch.relu(pre) if params.config.activation == "relu" else pre
+    return y.transpose(0, 1)
+
+
+def loss_per_instance(x: Tensor, y: Tensor) -> Tensor:
+    """Per-feature MSE (Eq. 2), mean over batch and features: (batch, k, n) → (k,).
+    Train on ``.sum()`` so that each instance gets exactly its own gradient."""
+    return ((y - x) ** 2).mean(dim=(0, 2))
+
+
+def residual(params: AutoencoderParams, batch: SparseBatch) -> tuple[Tensor, Tensor, Tensor]:
+    """Forward pass on a sparse batch, without autograd.
+
+    Returns (h, diff, active_pre): hidden h (k, batch, m), diff = y − x (k, batch, n), and the
+    pre-activation at the batch's non-zero entries (nnz,), which the ReLU gradient needs.
+    The encoder is one sparse product diag(x_1…x_k) · stack(E_1…E_k): it costs O(nnz·m) instead of
+    O(batch·n·m), and the dense work left is the decoder.
+    """
+    cfg = params.config
+    k, n, m, bsz = cfg.n_instances, cfg.n_features, cfg.d_hidden, batch.batch
+    h = (batch.csr @ params.encoder.reshape(k * n, m)).view(k, bsz, m)
+    diff = torch.baddbmm(params.b[:, None, :], h, params.decoder.transpose(1, 2))
+    flat = diff.view(-1)
+    active_pre = flat[batch.flat]
+    if cfg.activation == "relu":
+        diff.clamp_min_(0)
+    flat.index_put_((batch.flat,), -batch.values, accumulate=True)
+    return h, diff, active_pre
+
+
+def loss_and_grads(params: AutoencoderParams, batch: SparseBatch) -> tuple[Tensor, list[Tensor]]:
+    """Per-instance loss (k,) and the gradients of its sum, in the order of ``params.tensors()``.
+
+    Hand-written backward pass of Eq. (2) (checked against autograd in the tests):
+    g = (2 / (batch·n)) · (y − x) · 1[pre > 0];  ∂b = Σ_batch g;  ∂W_out = gᵀ h;  ∂h = g W_out;
+    ∂E = diag(x)ᵀ ∂h. Where pre ≤ 0, y − x = −x is non-zero only at the batch's active entries,
+    so the ReLU mask is applied there alone instead of over the dense (k, batch, n) block.
+    """
+    cfg = params.config
+    k, n, m, bsz = cfg.n_instances, cfg.n_features, cfg.d_hidden, batch.batch
+    h, g, active_pre = residual(params, batch)
+    loss = torch.einsum("kbn,kbn->k", g, g) / (bsz * n)
+    flat = g.view(-1)
+    if cfg.activation == "relu":
+        flat[batch.flat] = torch.where(active_pre > 0, flat[batch.flat], 0.0)
+    g.mul_(2.0 / (bsz * n))
+    grad_b = g.sum(dim=1)
+    grad_dec = torch.bmm(g.transpose(1, 2), h)                              # (k, n, m)
+    grad_h = torch.bmm(g, params.decoder)                                   # (k, batch, m)
+    grad_enc = (batch.csr_t @ grad_h.view(k * bsz, m)).view(k, n, m)
+    if cfg.tied:
+        return loss, [grad_enc + grad_dec, grad_b]
+    return loss, [grad_enc, grad_dec, grad_b]
