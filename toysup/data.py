@@ -15,6 +15,7 @@ Shapes: ``feature_prob`` (k,); a batch holds x of shape (k, batch, n) in sparse 
 ``SparseBatch.dense()`` is (batch, k, n), the layout used everywhere else in ``toysup``.
 """
 import math
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -77,7 +78,9 @@ def _csr(row: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Ten
     counts = torch.bincount(row, minlength=size[0])
     crow = torch.zeros(size[0] + 1, dtype=torch.int64, device=row.device)
     torch.cumsum(counts, 0, out=crow[1:])
-    return torch.sparse_csr_tensor(crow, col, values, size=size)
+    with warnings.catch_warnings():  # torch flags all CSR support as beta; we use only CSR @ dense
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
 
 
 def make_generators(seeds: list[int], device: torch.device) -> list[torch.Generator]:

@@ -1,0 +1,80 @@
+import math
+
+import pytest
+import torch
+
+from toysup import data
+
+CPU = torch.device("cpu")
+
+
+def _sample(p, batch=4000, n=50, seeds=(1, 2, 3)):
+    gens = data.make_generators(list(seeds)[: len(p)], CPU)
+    return data.sample_sparse(torch.tensor(p), batch, n, gens)
+
+
+@pytest.mark.parametrize("p", [0.003, 0.045, 0.3, 0.9])
+def test_feature_density_within_five_standard_errors(p):
+    batch, n = 4000, 50
+    x = _sample([p], batch, n).dense()
+    density = (x != 0).double().mean().item()
+    se = math.sqrt(p * (1 - p) / (batch * n))
+    assert abs(density - p) < 5 * se, f"density {density:.5f}, expected {p} +/- {5 * se:.5f}"
+
+
+def test_active_values_are_uniform_on_unit_interval():
+    x = _sample([0.2], 4000, 50).dense()
+    values = x[x != 0].double()
+    se_mean = math.sqrt(1 / 12 / values.numel())
+    assert abs(values.mean().item() - 0.5) < 5 * se_mean
+    assert abs(values.var().item() - 1 / 12) < 0.01 * (1 / 12) * 5
+    assert values.min() >= 0 and values.max() < 1
+    counts = torch.histc(values, bins=10, min=0, max=1)
+    expected = values.numel() / 10
+    assert ((counts - expected).abs() < 5 * math.sqrt(expected)).all(), counts
+
+
+def test_features_are_independent_across_positions():
+    """Neighbouring features (consecutive geometric gaps) are uncorrelated."""
+    x = _sample([0.1], 20000, 20).dense()[:, 0].double()
+    on = (x != 0).double()
+    corr = torch.corrcoef(torch.stack([on[:, :-1].reshape(-1), on[:, 1:].reshape(-1)]))[0, 1]
+    assert abs(corr.item()) < 5 / math.sqrt(on[:, 1:].numel()), corr
+
+
+def test_probability_one_turns_every_feature_on():
+    x = _sample([1.0], 100, 30).dense()
+    assert (x != 0).all()
+
+
+def test_instance_data_do_not_depend_on_other_instances():
+    together = data.sample_sparse(torch.tensor([0.05, 0.3]), 64, 40,
+                                  data.make_generators([11, 22], CPU)).dense()
+    alone = data.sample_sparse(torch.tensor([0.3]), 64, 40, data.make_generators([22], CPU)).dense()
+    torch.testing.assert_close(together[:, 1], alone[:, 0], rtol=0, atol=0)
+
+
+def test_dense_and_block_diagonal_sparse_forms_agree():
+    batch = _sample([0.1, 0.5], 16, 12, seeds=(5, 6))
+    x = batch.dense()                                        # (16, 2, 12)
+    block = torch.block_diag(x[:, 0], x[:, 1])
+    torch.testing.assert_close(batch.csr.to_dense(), block)
+    torch.testing.assert_close(batch.csr_t.to_dense(), block.T)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"feature_prob": torch.tensor([0.0])}, "feature_prob"),
+    ({"feature_prob": torch.tensor([1.5])}, "feature_prob"),
+    ({"batch": 0}, "batch"),
+    ({"n_features": -3}, "n_features"),
+])
+def test_bad_parameters_are_named(kwargs, match):
+    args = {"feature_prob": torch.tensor([0.1]), "batch": 8, "n_features": 4,
+            "generators": data.make_generators([0], CPU)} | kwargs
+    with pytest.raises(ValueError, match=match):
+        data.sample_sparse(**args)
+
+
+def test_one_generator_per_instance_is_required():
+    with pytest.raises(ValueError, match="generators"):
+        data.sample_sparse(torch.tensor([0.1, 0.2]), 8, 4, data.make_generators([0], CPU))

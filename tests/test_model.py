@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from toysup import data, model
+
+CPU = torch.device("cpu")
+
+
+def _setup(tied: bool, activation: str, k: int = 3, n: int = 40, m: int = 10):
+    cfg = model.AutoencoderConfig(n, m, k, tied=tied, activation=activation)
+    params = model.init_params(cfg, data.make_generators(list(range(k)), CPU))
+    batch = data.sample_sparse(torch.tensor([0.05, 0.3, 1.0][:k]), 500, n,
+                               data.make_generators(list(range(10, 10 + k)), CPU))
+    return cfg, params, batch
+
+
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+def test_hand_written_gradients_match_autograd(tied, activation):
+    cfg, params, batch = _setup(tied, activation)
+    leaves = [t.double().requires_grad_() for t in params.tensors()]
+    ref = model.AutoencoderParams(cfg, leaves[0], leaves[0] if tied else leaves[1], leaves[-1])
+    x = batch.dense().double()
+    ref_loss = model.loss_per_instance(x, model.forward(ref, x))
+    ref_grads = torch.autograd.grad(ref_loss.sum(), leaves)
+    loss, grads = model.loss_and_grads(params, batch)
+    torch.testing.assert_close(loss.double(), ref_loss.detach(), rtol=1e-5, atol=1e-8)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-6 * want.abs().max().item())
+
+
+def test_instances_do_not_share_gradients():
+    cfg, params, _ = _setup(False, "relu")
+    leaves = [t.clone().requires_grad_() for t in params.tensors()]
+    ref = model.AutoencoderParams(cfg, leaves[0], leaves[1], leaves[2])
+    x = data.sample_features(torch.tensor([0.1, 0.5, 1.0]), 64, cfg.n_features,
+                             data.make_generators([1, 2, 3], CPU))
+    loss = model.loss_per_instance(x, model.forward(ref, x))
+    for grad in torch.autograd.grad(loss[0], leaves):
+        assert grad[1:].abs().max() == 0 and grad[0].abs().max() > 0
+
+
+def test_default_initialisation_is_nn_linear():
+    n, m = 400, 100
+    params = model.init_params(model.AutoencoderConfig(n, m, 2), data.make_generators([0, 1], CPU))
+    for tensor, fan_in in [(params.W_in, n), (params.W_out, m), (params.b, m)]:
+        bound = fan_in ** -0.5
+        assert tensor.abs().max() <= bound
+        std = tensor.std().item()
+        assert abs(std - bound / 3 ** 0.5) < 0.05 * bound, (std, bound)
+    assert params.W_in.shape == (2, m, n) and params.W_out.shape == (2, n, m)
+
+
+def test_tied_model_shares_one_matrix_and_W_eff_is_WtW():
+    cfg = model.AutoencoderConfig(20, 5, 2, tied=True)
+    params = model.init_params(cfg, data.make_generators([0, 1], CPU))
+    assert params.decoder is params.encoder and len(params.tensors()) == 2
+    W = params.W_in
+    torch.testing.assert_close(params.W_eff(), W.transpose(1, 2) @ W)
+
+
+def test_sparse_forward_matches_dense_forward():
+    _, params, batch = _setup(False, "relu")
+    _, diff, _ = model.residual(params, batch)
+    x = batch.dense()
+    y = model.forward(params, x)
+    torch.testing.assert_close(diff, (y - x).transpose(0, 1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"n_features": 0, "d_hidden": 1}, "n_features"),
+    ({"n_features": 10, "d_hidden": 11}, "d_hidden"),
+    ({"n_features": 10, "d_hidden": 0}, "d_hidden"),
+    ({"n_features": 10, "d_hidden": 2, "n_instances": 0}, "n_instances"),
+    ({"n_features": 10, "d_hidden": 2, "activation": "tanh"}, "activation"),
+])
+def test_bad_configurations_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        model.AutoencoderConfig(**kwargs)
+
+
+def test_forward_rejects_wrong_shapes():
+    _, params, _ = _setup(False, "relu")
+    with pytest.raises(ValueError, match="x must have shape"):
+        model.forward(params, torch.zeros(5, 2, 40))
