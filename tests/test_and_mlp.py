@@ -82,3 +82,28 @@ def test_bad_parameters_raise():
         am.all_pairs(1)
     with pytest.raises(ValueError, match="max_entries"):
         am.readoff_matrix("sparse", torch.ones(10, 10), am.all_pairs(10), max_entries=5)
+
+
+def test_dense_noise_theory_matches_simulation():
+    g = torch.Generator().manual_seed(3)
+    m, d, s = 16, 1000, 3
+    model = am.construct("dense", m, d, n_active=s, generator=g)
+    x = am.sample_inputs(500, m, s, g)
+    pairs = am.all_pairs(m)
+    err = model(x) - am.and_targets(x, pairs)
+    none = err[(x[:, pairs[:, 0]] + x[:, pairs[:, 1]]) == 0]
+    rms = none.pow(2).mean().sqrt().item()
+    assert abs(rms / am.dense_noise_theory(s, d) - 1) < 0.1
+
+
+def test_width_for_error_interpolates_in_log_log():
+    assert am.width_for_error([100, 400], [0.4, 0.2], 0.2) == pytest.approx(400)
+    assert am.width_for_error([100, 400], [0.4, 0.2], math.sqrt(0.08)) == pytest.approx(200)
+    assert am.width_for_error([100, 400], [0.4, 0.2], 0.1) == math.inf
+
+
+def test_construction_theory_table_within_ten_percent():
+    x = am.sample_inputs(300, 24, 2, torch.Generator().manual_seed(0))
+    t = am.construction_theory(24, [256, 1024], 2, x, net_seeds=(0, 1, 2))
+    assert ((t["sparse_bias"] / t["sparse_theory"] - 1).abs() < 0.1).all(), t
+    assert ((t["dense_rms"] / t["dense_theory"] - 1).abs() < 0.1).all(), t

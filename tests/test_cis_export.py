@@ -23,7 +23,9 @@ def test_deep_round_trip_dense_weights_reproduce_factored_forward(tmp_path, vari
     path = cis_export.export_deep(circuit, config, x0, variant=variant, net_seed=3,
                                   path=tmp_path / "d.safetensors")
     back = cis_export.load_deep(path)
-    values = dc.explicit_forward(back["weights"], back["biases"], back["readoffs"], back["inputs"])
+    Ws = [back["weight"](l) for l in range(1, 4)]
+    values = dc.explicit_forward(Ws, back["biases"], back["readoffs"], back["inputs"])
+    torch.testing.assert_close(back["forward"](back["inputs"]), values)
     fact, _ = dc.run_network(circuit, config, x0, variant=variant, net_seed=3)
     torch.testing.assert_close(values, fact, rtol=1e-4, atol=1e-4)
     assert torch.equal(back["values"], truth.float())
@@ -40,6 +42,11 @@ def test_export_rejects_bad_path_and_kind(tmp_path):
     path = cis_export.export_uand(model, x, path=tmp_path / "u.safetensors")
     with pytest.raises(ValueError, match="path"):
         cis_export.load_deep(path)
+    circuit = dc.random_circuit(6, 2, generator=g)
+    deep = cis_export.export_deep(circuit, dc.DeepConfig(d_or=10, d_and=10, n_shared=3),
+                                  dc.sample_exactly_s(4, 6, 1, g), path=tmp_path / "d.safetensors")
+    with pytest.raises(ValueError, match="l must"):
+        cis_export.load_deep(deep)["weight"](3)
 
 
 def test_default_dir_is_the_repos_outputs_folder():

@@ -159,7 +159,7 @@ class FitResult:
 
 def fit(n_features: int, d_hidden: int, n_active: int, *, loss_powers=(2.0, 8.0),
         n_steps: int = 2000, batch: int = 512, lr: float = 3e-3, seed: int = 0,
-        data_seed: int = 1, progress: bool = True) -> FitResult:
+        data_seed: int = 1, progress: bool = True, device: str | torch.device = "cpu") -> FitResult:
     """Train k = len(loss_powers) MLPs side by side with Adam (Kingma & Ba) on fresh exactly-s
     batches; the objective is the sum over instances of (mean |y_hat - y|^q)^(1/q).
 
@@ -183,14 +183,16 @@ def fit(n_features: int, d_hidden: int, n_active: int, *, loss_powers=(2.0, 8.0)
         return [(torch.rand(*shape, generator=gen) * 2 - 1) / math.sqrt(fan_in)
                 for shape, fan_in in [((d, m), m), ((d,), m), ((P, d), d), ((P,), d)]]
 
-    params = [torch.stack(ws).requires_grad_() for ws in zip(*(init(i) for i in range(k)))]
+    dev = checks.device(device)
+    params = [torch.stack(ws).to(dev).requires_grad_() for ws in zip(*(init(i) for i in range(k)))]
+    q, pairs = q.to(dev), pairs.to(dev)
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda t: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t / n_steps)))
     history = torch.empty(n_steps, k)
     bar = tqdm(range(n_steps), disable=not progress, desc="training AND MLPs")
     for step in bar:
-        x = sample_inputs(batch, m, n_active, data)
+        x = sample_inputs(batch, m, n_active, data).to(dev)
         y = and_targets(x, pairs)
         W_in, b_in, W_out, b_out = params
         h = torch.relu(torch.einsum("kdm,bm->kbd", W_in, x) + b_in[:, None])
@@ -201,11 +203,40 @@ def fit(n_features: int, d_hidden: int, n_active: int, *, loss_powers=(2.0, 8.0)
         loss.sum().backward()
         opt.step()
         sched.step()
-        history[step] = loss.detach()
+        history[step] = loss.detach().cpu()
         if step % 100 == 0:
             bar.set_postfix(loss=[round(v, 4) for v in loss.tolist()])
-    models = [MLP(*(p[i].detach().clone() for p in params)) for i in range(k)]
+    models = [MLP(*(p[i].detach().cpu().clone() for p in params)) for i in range(k)]
     return FitResult(models, history, q.tolist())
+
+
+def sparse_bias_theory(n_active: int, d_hidden, n_shared: float):
+    """Mean signed read-off error of sparse U-AND when one input is on: (s - 1) p, p = sqrt(K/d)."""
+    return (n_active - 1) * np.sqrt(n_shared / np.asarray(d_hidden, float))
+
+
+def dense_noise_theory(n_active: int, d_hidden):
+    """RMS read-off error of dense U-AND on pairs with neither input on (exact):
+    sqrt(E[ReLU(Z_s)^2] / (d c_D(s)^2)), Z_s a sum of s Rademacher signs."""
+    s = n_active
+    z = np.array([2 * k - s for k in range(s + 1)], float)
+    w = np.array([math.comb(s, k) for k in range(s + 1)], float) / 2 ** s
+    second = float((w * np.maximum(z, 0) ** 2).sum())
+    return np.sqrt(second / (np.asarray(d_hidden, float) * dense_gain(s) ** 2))
+
+
+def width_for_error(widths, errors, target: float) -> float:
+    """Smallest width reaching ``target`` error, by log-log interpolation on a decreasing curve;
+    inf if no width on the grid reaches it."""
+    d, e = np.log(np.asarray(widths, float)), np.log(np.asarray(errors, float))
+    below = np.nonzero(e <= np.log(target))[0]
+    if below.size == 0:
+        return float("inf")
+    i = below[0]
+    if i == 0:
+        return float(np.exp(d[0]))
+    t = (np.log(target) - e[i - 1]) / (e[i] - e[i - 1])
+    return float(np.exp(d[i - 1] + t * (d[i] - d[i - 1])))
 
 
 def error_table(model: MLP, x: Tensor, pairs: Tensor) -> pd.DataFrame:
@@ -243,3 +274,34 @@ def structure(model: MLP, x: Tensor, *, rel_tol: float = 0.01) -> dict[str, floa
             "readoff_density": float((W_out > rel_tol * W_out.max()).float().mean()),
             "neurons_used": int((active & reads).sum()), "neurons": int(W_in.shape[0]),
             "neurons_per_output": float(pr.mean())}
+
+
+def construction_theory(n_features: int, widths, n_active: int, x: Tensor, *,
+                        n_shared: float = 16.0, net_seeds=(0, 1, 2, 3, 4)) -> pd.DataFrame:
+    """Both constructions against their closed forms, averaged over network seeds.
+
+    Sparse: mean signed error on pairs with one input on vs (s-1) sqrt(K/d). Dense: RMS error on
+    pairs with neither input on vs ``dense_noise_theory``. The spread between networks is large at
+    small m (|N_il| is Poisson(K) for the pair of on features), hence the seeds.
+    Columns: d, sparse_bias, sparse_se, sparse_theory, dense_rms, dense_se, dense_theory.
+    """
+    pairs = all_pairs(n_features)
+    y = and_targets(x, pairs)
+    n_on = x[:, pairs[:, 0]] + x[:, pairs[:, 1]]
+    rows = []
+    for d in widths:
+        bias, rms = [], []
+        for s in net_seeds:
+            gen = torch.Generator().manual_seed(int(s))
+            sparse = construct("sparse", n_features, int(d), n_shared=n_shared, generator=gen)
+            dense = construct("dense", n_features, int(d), n_active=n_active, generator=gen)
+            bias.append(float((sparse(x) - y)[n_on == 1].mean()))
+            rms.append(float((dense(x) - y)[n_on == 0].pow(2).mean().sqrt()))
+        n = len(net_seeds)
+        rows.append({"d": int(d), "sparse_bias": np.mean(bias),
+                     "sparse_se": np.std(bias, ddof=1) / np.sqrt(n) if n > 1 else np.nan,
+                     "sparse_theory": float(sparse_bias_theory(n_active, d, n_shared)),
+                     "dense_rms": np.mean(rms),
+                     "dense_se": np.std(rms, ddof=1) / np.sqrt(n) if n > 1 else np.nan,
+                     "dense_theory": float(dense_noise_theory(n_active, d))})
+    return pd.DataFrame(rows)

@@ -18,7 +18,8 @@ layers are (hidden x hidden):
     test.inputs (T, m) uint8, test.values (L+1, T, m) uint8 (ground-truth gate values per layer).
     Dense weights: W^1 = [C^1; C^1] and W^l = [C^l; C^l] R^{l-1} (l >= 2) for "ec" (for the naive
     variants W^l = C^l R^{l-1}); h^l = ReLU(W^l h^{l-1} + b^l), gate values v_hat^l = R^l h^l.
-``load_uand`` / ``load_deep`` return these as tensors; ``load_deep`` also builds the dense W^l.
+``load_uand`` / ``load_deep`` return these as tensors; ``load_deep`` also builds each dense W^l on
+demand and runs the dense network.
 Metadata (config, seeds, variant) is in the file header, as JSON strings.
 """
 import json
@@ -82,8 +83,8 @@ def export_deep(circuit: deep_circuits.Circuit, config: deep_circuits.DeepConfig
                 *, variant: str = "ec", net_seed: int = 0, metadata: dict | None = None,
                 path: str | Path | None = None) -> Path:
     """Write the deep network (factored, exact), its read-offs, the circuit and a test set."""
-    Ws, bs, Rs = deep_circuits.explicit_mlp(circuit, config, variant=variant, net_seed=net_seed,
-                                            max_hidden=10 ** 9)
+    _, bs, Rs = deep_circuits.explicit_mlp(circuit, config, variant=variant, net_seed=net_seed,
+                                           weights=False)
     truth = deep_circuits.evaluate_circuit(circuit, x_test)
     tensors = {"circuit.perm": circuit.perm, "circuit.partner": circuit.partner,
                "circuit.gate_type": circuit.gate_type.long(),
@@ -102,10 +103,13 @@ def export_deep(circuit: deep_circuits.Circuit, config: deep_circuits.DeepConfig
     return out
 
 
-def load_deep(path: str | Path | None = None, *, dense: bool = True) -> dict:
-    """Read ``export_deep``'s file. Returns a dict with ``weights`` (list of dense W^l, float32,
-    or None if ``dense=False``), ``biases``, ``readoffs``, ``connectivity``, ``circuit``
-    (deep_circuits.Circuit), ``inputs`` (T, m), ``values`` (L+1, T, m) float32, ``metadata``."""
+def load_deep(path: str | Path | None = None) -> dict:
+    """Read ``export_deep``'s file. Returns a dict with
+    ``weight``: a function l -> dense W^l (hidden, in) float32, built on demand (l = 1..L; each is
+    hidden x hidden, so they are not all held at once), ``biases`` and ``readoffs`` (lists over l),
+    ``connectivity`` (C^l), ``forward``: x (T, m) -> gate read-offs (L+1, T, m) through the dense
+    layers, ``circuit`` (deep_circuits.Circuit), ``inputs`` (T, m), ``values`` (L+1, T, m) float32
+    and ``metadata``."""
     path = Path(path) if path is not None else default_dir() / "deep.safetensors"
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
@@ -116,14 +120,22 @@ def load_deep(path: str | Path | None = None, *, dense: bool = True) -> dict:
     L, ec = info["depth"], info["variant"] == "ec"
     conn = [t[f"layers.{l}.connectivity"].float() for l in range(1, L + 1)]
     readoffs = [t[f"layers.{l}.readoff"] for l in range(1, L + 1)]
-    weights = None
-    if dense:
-        weights = []
-        for l in range(L):
-            W = conn[l] if l == 0 else conn[l] @ readoffs[l - 1]
-            weights.append(torch.cat([W, W]) if ec else W)
+    biases = [t[f"layers.{l}.bias"] for l in range(1, L + 1)]
+
+    def weight(l: int) -> Tensor:
+        if not 1 <= l <= L:
+            raise ValueError(f"l must be in [1, {L}], got {l!r}")
+        W = conn[0] if l == 1 else conn[l - 1] @ readoffs[l - 2]
+        return torch.cat([W, W]) if ec else W
+
+    def forward(x: Tensor) -> Tensor:
+        h, out = x.float(), [x.float()]
+        for l in range(1, L + 1):
+            h = torch.relu(h @ weight(l).T + biases[l - 1])
+            out.append(h @ readoffs[l - 1].T)
+        return torch.stack(out)
+
     circuit = deep_circuits.Circuit(t["circuit.perm"], t["circuit.partner"], t["circuit.gate_type"])
-    return {"weights": weights, "biases": [t[f"layers.{l}.bias"] for l in range(1, L + 1)],
-            "readoffs": readoffs, "connectivity": conn, "circuit": circuit,
-            "inputs": t["test.inputs"].float(), "values": t["test.values"].float(),
-            "metadata": info}
+    return {"weight": weight, "forward": forward, "biases": biases, "readoffs": readoffs,
+            "connectivity": conn, "circuit": circuit, "inputs": t["test.inputs"].float(),
+            "values": t["test.values"].float(), "metadata": info}

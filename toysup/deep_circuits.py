@@ -214,39 +214,44 @@ def _gate_readoffs(a_or: Tensor, a_and: Tensor, B_or: Tensor, B_and: Tensor, per
 
 
 def run_network(circuit: Circuit, config: DeepConfig, x0: Tensor, *, variant: str = "ec",
-                net_seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[Tensor, int]:
+                net_seed: int = 0, dtype: torch.dtype = torch.float32,
+                device: str | torch.device = "cpu") -> tuple[Tensor, int]:
     """Factored forward pass: read-off values v_hat^l for l = 0..L, (L+1, T, m), and the number of
-    empty read-off sets met (their read-off is 0). v_hat^0 = x0."""
+    empty read-off sets met (their read-off is 0). v_hat^0 = x0. Returned on the CPU."""
     _check_variant(variant)
+    dev = checks.device(device)
     a_or_t, b_or_t, a_and_t, b_and_t = config.thresholds(variant)
     m = circuit.n_features
     if x0.shape[-1] != m:
         raise ValueError(f"x0 must have {m} columns (n_features), got shape {tuple(x0.shape)}")
-    v = x0.to(dtype)
-    out, empty = [v], 0
+    v = x0.to(dev, dtype)
+    out, empty = [v.cpu()], 0
     for l in range(1, circuit.depth + 1):
-        B_or, B_and = connectivity(config, m, l, net_seed)
+        B_or, B_and = (B.to(dev) for B in connectivity(config, m, l, net_seed))
         a_or = _units(v @ B_or.to(dtype).T, a_or_t, b_or_t)
         a_and = _units(v @ B_and.to(dtype).T, a_and_t, b_and_t)
-        v, e = _gate_readoffs(a_or, a_and, B_or, B_and, circuit.perm[l - 1], circuit.partner[l - 1],
-                              circuit.gate_type[l - 1], centred=variant != "naive_raw")
+        v, e = _gate_readoffs(a_or, a_and, B_or, B_and, circuit.perm[l - 1].to(dev),
+                              circuit.partner[l - 1].to(dev), circuit.gate_type[l - 1].to(dev),
+                              centred=variant != "naive_raw")
         empty += e
-        out.append(v)
+        out.append(v.cpu())
     return torch.stack(out), empty
 
 
 def explicit_mlp(circuit: Circuit, config: DeepConfig, *, variant: str = "ec", net_seed: int = 0,
-                 max_hidden: int = 20_000) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+                 max_hidden: int = 20_000, weights: bool = True
+                 ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
     """The same network as explicit ReLU layers (float64; small sizes only).
 
     Returns weights W^l (hidden, in), biases b^l (hidden,) and read-offs R^l (m, hidden) for
     l = 1..L, with h^l = ReLU(W^l h^{l-1} + b^l), h^0 = x0 and v_hat^l = R^l h^l.
+    ``weights=False`` skips the dense W^l (returns an empty list) and lifts ``max_hidden``.
     """
     _check_variant(variant)
     m, ec = circuit.n_features, variant == "ec"
     n_units = config.d_or + config.d_and
     hidden = 2 * n_units if ec else n_units
-    if hidden > max_hidden:
+    if weights and hidden > max_hidden:
         raise ValueError(f"explicit network would have hidden={hidden} > max_hidden={max_hidden}")
     a_or, b_or, a_and, b_and = config.thresholds(variant)
     low = torch.cat([torch.full((config.d_or,), -a_or, dtype=torch.float64),
@@ -259,8 +264,9 @@ def explicit_mlp(circuit: Circuit, config: DeepConfig, *, variant: str = "ec", n
     for l in range(1, circuit.depth + 1):
         B_or, B_and = connectivity(config, m, l, net_seed)
         C = torch.cat([B_or, B_and]).double()                       # (D, m)
-        W = C @ R_prev
-        Ws.append(torch.cat([W, W]) if ec else W)
+        if weights:
+            W = C @ R_prev
+            Ws.append(torch.cat([W, W]) if ec else W)
         bs.append(bias.clone())
         # read-off coefficients on the D clipped units, then spread over the ReLUs
         perm, partner, t = (circuit.perm[l - 1], circuit.partner[l - 1], circuit.gate_type[l - 1])
@@ -319,8 +325,8 @@ def layer_errors(values: Tensor, truth: Tensor, *, threshold: float = 0.5) -> pd
 
 def depth_experiment(n_features: int, depth: int, config: DeepConfig, *, n_active: int = 3,
                      n_inputs: int = 128, gate_prob: float = 0.1, net_seed: int = 0,
-                     variants: tuple[str, ...] = VARIANTS, generator: torch.Generator
-                     ) -> pd.DataFrame:
+                     variants: tuple[str, ...] = VARIANTS, generator: torch.Generator,
+                     device: str | torch.device = "cpu") -> pd.DataFrame:
     """Spec §5.4 NB4: one circuit, kept sparse inputs, every variant on the same connectivity.
 
     The circuit is drawn from ``net_seed`` (network randomness), the inputs from ``generator``.
@@ -332,7 +338,8 @@ def depth_experiment(n_features: int, depth: int, config: DeepConfig, *, n_activ
     frames = []
     for variant in variants:
         dtype = torch.float64 if variant == "naive_raw" else torch.float32
-        values, _ = run_network(circuit, config, x0, variant=variant, net_seed=net_seed, dtype=dtype)
+        values, _ = run_network(circuit, config, x0, variant=variant, net_seed=net_seed, dtype=dtype,
+                                device=device)
         frames.append(layer_errors(values, truth).assign(variant=variant))
     return pd.concat(frames, ignore_index=True)
 
@@ -344,22 +351,22 @@ def and_noise_theory(n_features: int, d: int, n_shared: float, n_active: int) ->
 
 def and_noise(n_features: int, d: int, *, n_shared: float = 16.0, n_active: int = 3,
               margin: float = 0.4, n_inputs: int = 64, net_seed: int = 0,
-              generator: torch.Generator) -> float:
+              generator: torch.Generator, device: str | torch.device = "cpu") -> float:
     """Measured AND-pool pre-activation noise of layer 2, std(B_and (v_hat^1 - g^1)), with
     d_or = d_and = d and a pure-permutation layer 1 (so g^1 is exactly s-sparse)."""
     config = DeepConfig(d_or=d, d_and=d, n_shared=n_shared, margin=margin)
     circuit = random_circuit(n_features, 1, generator=torch.Generator().manual_seed(int(net_seed)))
     x0 = sample_exactly_s(n_inputs, n_features, n_active, generator)
     truth = evaluate_circuit(circuit, x0)
-    values, _ = run_network(circuit, config, x0, variant="ec", net_seed=net_seed)
+    values, _ = run_network(circuit, config, x0, variant="ec", net_seed=net_seed, device=device)
     err = values[1] - truth[1].float()
     _, B_and = connectivity(config, n_features, 2, net_seed)
     return float((err @ B_and.float().T).double().std())
 
 
 def capacity_grid(n_features_grid, d_grid, *, n_shared: float = 16.0, n_active: int = 3,
-                  n_inputs: int = 64, net_seeds=(0, 1, 2), generator: torch.Generator
-                  ) -> pd.DataFrame:
+                  n_inputs: int = 64, net_seeds=(0, 1, 2), generator: torch.Generator,
+                  device: str | torch.device = "cpu") -> pd.DataFrame:
     """sigma_and on the (m, d) grid, averaged (in variance) over network seeds, with theory.
 
     Columns: m, d, sigma, sigma_theory, x = m / d^1.5, var = sigma^2.
@@ -368,7 +375,8 @@ def capacity_grid(n_features_grid, d_grid, *, n_shared: float = 16.0, n_active: 
     for d in d_grid:
         for m in n_features_grid:
             var = np.mean([and_noise(int(m), int(d), n_shared=n_shared, n_active=n_active,
-                                     n_inputs=n_inputs, net_seed=s, generator=generator) ** 2
+                                     n_inputs=n_inputs, net_seed=s, generator=generator,
+                                     device=device) ** 2
                            for s in net_seeds])
             rows.append({"m": int(m), "d": int(d), "sigma": float(np.sqrt(var)),
                          "sigma_theory": and_noise_theory(int(m), int(d), n_shared, n_active)})
