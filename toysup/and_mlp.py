@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm   # plain text bar: tqdm.auto warns when ipywidgets is missing
 
 from toysup import checks
 
