@@ -1,0 +1,307 @@
+"""Pairwise AND by one hidden ReLU layer: trained against constructed (cis spec §2, §6).
+
+Task: m boolean features, exactly s on; targets y_ij = x_i x_j for the P = m(m-1)/2 pairs i < j.
+Every network here is  h = ReLU(W_in x + b_in) (d neurons),  y_hat = W_out h + b_out  (P outputs);
+W_out's rows are the read-off vectors r_ij.
+
+Constructions (no training):
+* sparse U-AND (spec §2.1, our module, independent of the chapter-10 code): W_in ~ Bern(p) 0/1,
+  p = sqrt(K/d), b_in = -1, r_ij = (W_:i * W_:j) / <W_:i, W_:j>, b_out = 0. [L]
+* dense U-AND (spec §6, from a Julia reproduction [L]): W_in ~ Rademacher (+-1), b_in = 0,
+  r_ij = sign(w_ki w_kj) / (d c_D(s)), c_D(s) = (h(2) - 2 h(0) + h(-2)) / 4, h(a) = E ReLU(a + Z),
+  Z the sum of s - 2 further Rademacher weights. Unbiased; error variance ~ s / (c_D^2 d).
+
+Trained: ``fit`` trains k instances at once (instances axis first: W_in (k, d, m), b_in (k, d),
+W_out (k, P, d), b_out (k, P)) with Adam on the L_q error (mean_batch,pairs |y_hat - y|^q)^(1/q),
+q per instance (q = 2 is root-mean-square; large q approaches the worst-case error, the paper's
+epsilon-accuracy). Instances share the input batches and nothing else.
+
+Read-offs of the constructions are computed per chunk of pairs (``sparse_readout``), never as a full
+(P, d) matrix, unless asked for explicitly at small size (``readoff_matrix``).
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+from tqdm import tqdm   # plain text bar: tqdm.auto warns when ipywidgets is missing
+
+from toysup import checks
+
+
+def all_pairs(n_features: int) -> Tensor:
+    """All pairs i < j as a (P, 2) long tensor, P = m(m-1)/2, in row-major order."""
+    checks.positive_int("n_features", n_features)
+    if n_features < 2:
+        raise ValueError(f"n_features must be >= 2 to have pairs, got {n_features}")
+    return torch.combinations(torch.arange(n_features), 2)
+
+
+def sample_inputs(n_inputs: int, n_features: int, n_active: int, generator: torch.Generator
+                  ) -> Tensor:
+    """Inputs with exactly s of m features on: (T, m) float32 in {0, 1}."""
+    checks.positive_int("n_inputs", n_inputs)
+    checks.positive_int("n_features", n_features)
+    checks.positive_int("n_active", n_active, maximum=n_features)
+    idx = torch.rand(n_inputs, n_features, generator=generator).argsort(dim=1)[:, :n_active]
+    return torch.zeros(n_inputs, n_features).scatter_(1, idx, 1.0)
+
+
+def and_targets(x: Tensor, pairs: Tensor) -> Tensor:
+    """y_ij = x_i x_j: (T, m), (P, 2) -> (T, P)."""
+    return x[:, pairs[:, 0]] * x[:, pairs[:, 1]]
+
+
+@dataclass(frozen=True)
+class MLP:
+    """One hidden ReLU layer with a linear read-out; unbatched shapes W_in (d, m), W_out (P, d)."""
+
+    W_in: Tensor
+    b_in: Tensor
+    W_out: Tensor
+    b_out: Tensor
+
+    def hidden(self, x: Tensor) -> Tensor:
+        """h = ReLU(W_in x + b_in): (T, m) -> (T, d)."""
+        return torch.relu(x @ self.W_in.T + self.b_in)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """y_hat = W_out h + b_out: (T, m) -> (T, P)."""
+        return self.hidden(x) @ self.W_out.T + self.b_out
+
+
+def sparse_uand_weights(n_features: int, d_hidden: int, n_shared: float,
+                        generator: torch.Generator) -> Tensor:
+    """W_in in {0, 1}^{d x m}, entries Bern(p) with p = sqrt(K / d) (K = n_shared)."""
+    checks.positive_int("n_features", n_features)
+    checks.positive_int("d_hidden", d_hidden)
+    if not 0 < n_shared <= d_hidden:
+        raise ValueError(f"n_shared must lie in (0, d_hidden={d_hidden}], got {n_shared!r}")
+    p = math.sqrt(n_shared / d_hidden)
+    return (torch.rand(d_hidden, n_features, generator=generator) < p).float()
+
+
+def sparse_readout(h: Tensor, W_in: Tensor, pairs: Tensor, *, chunk: int = 4096
+                   ) -> tuple[Tensor, Tensor]:
+    """Sparse U-AND read-off y_hat_ij = mean of h over N_ij = {k : W_ki = W_kj = 1}.
+
+    h (T, d), W_in (d, m) 0/1, pairs (P, 2) -> values (T, P) and |N_ij| (P,); pairs are processed
+    ``chunk`` at a time (a (d, chunk) mask), empty N_ij read 0.
+    """
+    values, counts = [], []
+    for start in range(0, pairs.shape[0], chunk):
+        p = pairs[start:start + chunk]
+        mask = W_in[:, p[:, 0]] * W_in[:, p[:, 1]]
+        n = mask.sum(0)
+        values.append((h @ mask) / n.clamp(min=1))
+        counts.append(n)
+    return torch.cat(values, dim=1), torch.cat(counts)
+
+
+def dense_gain(n_active: int) -> float:
+    """c_D(s) = (h(2) - 2 h(0) + h(-2)) / 4 with h(a) = E ReLU(a + Z), Z a sum of s-2 signs."""
+    checks.positive_int("n_active", n_active)
+    if n_active < 2:
+        raise ValueError(f"n_active must be >= 2 for a pair to be on, got {n_active}")
+    r = n_active - 2
+    z = np.array([2 * k - r for k in range(r + 1)], float)
+    w = np.array([math.comb(r, k) for k in range(r + 1)], float) / 2 ** r
+
+    def h(a: float) -> float:
+        return float((w * np.maximum(a + z, 0)).sum())
+
+    return (h(2) - 2 * h(0) + h(-2)) / 4
+
+
+def readoff_matrix(kind: str, W_in: Tensor, pairs: Tensor, *, n_active: int = 2,
+                   max_entries: int = 20_000_000) -> Tensor:
+    """Explicit read-off vectors (P, d) of a construction (small sizes; export and tests only).
+
+    kind "sparse": r_ij = W_:i W_:j / |N_ij|;  kind "dense": sign(w_i w_j) / (d c_D(s)).
+    """
+    if pairs.shape[0] * W_in.shape[0] > max_entries:
+        raise ValueError(f"P*d = {pairs.shape[0] * W_in.shape[0]} exceeds max_entries={max_entries}")
+    prod = (W_in[:, pairs[:, 0]] * W_in[:, pairs[:, 1]]).T
+    if kind == "sparse":
+        return prod / prod.sum(1, keepdim=True).clamp(min=1)
+    if kind == "dense":
+        return torch.sign(prod) / (W_in.shape[0] * dense_gain(n_active))
+    raise ValueError(f"kind must be 'sparse' or 'dense', got {kind!r}")
+
+
+def construct(kind: str, n_features: int, d_hidden: int, *, n_shared: float = 16.0,
+              n_active: int = 2, generator: torch.Generator) -> MLP:
+    """A constructed network as an explicit ``MLP`` (its W_out is the (P, d) read-off matrix)."""
+    pairs = all_pairs(n_features)
+    if kind == "sparse":
+        W_in = sparse_uand_weights(n_features, d_hidden, n_shared, generator)
+        b_in = -torch.ones(d_hidden)
+    elif kind == "dense":
+        checks.positive_int("d_hidden", d_hidden)
+        W_in = torch.randint(0, 2, (d_hidden, n_features), generator=generator).float() * 2 - 1
+        b_in = torch.zeros(d_hidden)
+    else:
+        raise ValueError(f"kind must be 'sparse' or 'dense', got {kind!r}")
+    W_out = readoff_matrix(kind, W_in, pairs, n_active=n_active)
+    return MLP(W_in, b_in, W_out, torch.zeros(pairs.shape[0]))
+
+
+@dataclass
+class FitResult:
+    """Trained instances (one ``MLP`` each), per-step loss (n_steps, k) and the loss powers."""
+
+    models: list[MLP]
+    history: Tensor
+    loss_powers: list[float]
+
+
+def fit(n_features: int, d_hidden: int, n_active: int, *, loss_powers=(2.0, 8.0),
+        n_steps: int = 2000, batch: int = 512, lr: float = 3e-3, seed: int = 0,
+        data_seed: int = 1, progress: bool = True, device: str | torch.device = "cpu") -> FitResult:
+    """Train k = len(loss_powers) MLPs side by side with Adam (Kingma & Ba) on fresh exactly-s
+    batches; the objective is the sum over instances of (mean |y_hat - y|^q)^(1/q).
+
+    Instance i draws its initial weights (uniform +-1/sqrt(fan_in), as torch.nn.Linear) from
+    seed + i; ``data_seed`` draws the input batches. The learning rate decays by a cosine from lr to lr/10.
+    """
+    checks.positive_int("n_steps", n_steps)
+    checks.positive_int("batch", batch)
+    checks.positive_int("d_hidden", d_hidden)
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    q = torch.as_tensor(loss_powers, dtype=torch.float32).reshape(-1)
+    if q.numel() == 0 or (q < 1).any():
+        raise ValueError(f"loss_powers must be a non-empty list of values >= 1, got {loss_powers!r}")
+    pairs = all_pairs(n_features)
+    k, m, d, P = q.numel(), n_features, d_hidden, pairs.shape[0]
+    data = torch.Generator().manual_seed(data_seed)
+
+    def init(i: int) -> list[Tensor]:
+        gen = torch.Generator().manual_seed(seed + i)        # instance i's own weights
+        return [(torch.rand(*shape, generator=gen) * 2 - 1) / math.sqrt(fan_in)
+                for shape, fan_in in [((d, m), m), ((d,), m), ((P, d), d), ((P,), d)]]
+
+    dev = checks.device(device)
+    params = [torch.stack(ws).to(dev).requires_grad_() for ws in zip(*(init(i) for i in range(k)))]
+    q, pairs = q.to(dev), pairs.to(dev)
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda t: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t / n_steps)))
+    history = torch.empty(n_steps, k)
+    bar = tqdm(range(n_steps), disable=not progress, desc="training AND MLPs")
+    for step in bar:
+        x = sample_inputs(batch, m, n_active, data).to(dev)
+        y = and_targets(x, pairs)
+        W_in, b_in, W_out, b_out = params
+        h = torch.relu(torch.einsum("kdm,bm->kbd", W_in, x) + b_in[:, None])
+        y_hat = torch.einsum("kpd,kbd->kbp", W_out, h) + b_out[:, None]
+        err = (y_hat - y).abs()
+        loss = (err ** q[:, None, None]).mean(dim=(1, 2)) ** (1 / q)
+        opt.zero_grad()
+        loss.sum().backward()
+        opt.step()
+        sched.step()
+        history[step] = loss.detach().cpu()
+        if step % 100 == 0:
+            bar.set_postfix(loss=[round(v, 4) for v in loss.tolist()])
+    models = [MLP(*(p[i].detach().cpu().clone() for p in params)) for i in range(k)]
+    return FitResult(models, history, q.tolist())
+
+
+def sparse_bias_theory(n_active: int, d_hidden, n_shared: float):
+    """Mean signed read-off error of sparse U-AND when one input is on: (s - 1) p, p = sqrt(K/d)."""
+    return (n_active - 1) * np.sqrt(n_shared / np.asarray(d_hidden, float))
+
+
+def dense_noise_theory(n_active: int, d_hidden):
+    """RMS read-off error of dense U-AND on pairs with neither input on (exact):
+    sqrt(E[ReLU(Z_s)^2] / (d c_D(s)^2)), Z_s a sum of s Rademacher signs."""
+    s = n_active
+    z = np.array([2 * k - s for k in range(s + 1)], float)
+    w = np.array([math.comb(s, k) for k in range(s + 1)], float) / 2 ** s
+    second = float((w * np.maximum(z, 0) ** 2).sum())
+    return np.sqrt(second / (np.asarray(d_hidden, float) * dense_gain(s) ** 2))
+
+
+def width_for_error(widths, errors, target: float) -> float:
+    """Smallest width reaching ``target`` error, by log-log interpolation on a decreasing curve;
+    inf if no width on the grid reaches it."""
+    d, e = np.log(np.asarray(widths, float)), np.log(np.asarray(errors, float))
+    below = np.nonzero(e <= np.log(target))[0]
+    if below.size == 0:
+        return float("inf")
+    i = below[0]
+    if i == 0:
+        return float(np.exp(d[0]))
+    t = (np.log(target) - e[i - 1]) / (e[i] - e[i - 1])
+    return float(np.exp(d[i - 1] + t * (d[i] - d[i - 1])))
+
+
+def error_table(model: MLP, x: Tensor, pairs: Tensor) -> pd.DataFrame:
+    """|y_hat - y| by case (both on / one on / none on / all): mean, q99, q99.9, max, and the
+    fraction of entries with error > 0.5 (a wrong bit after rounding). One row per case."""
+    y = and_targets(x, pairs)
+    err = (model(x) - y).abs()
+    n_on = x[:, pairs[:, 0]] + x[:, pairs[:, 1]]
+    rows = []
+    for case, sel in [("both on", n_on == 2), ("one on", n_on == 1), ("none on", n_on == 0),
+                      ("all", torch.ones_like(n_on, dtype=torch.bool))]:
+        e = err[sel].double()
+        if e.numel() == 0:
+            continue
+        qs = torch.quantile(e[:16_000_000], torch.tensor([0.99, 0.999], dtype=torch.float64))
+        rows.append({"case": case, "mean": float(e.mean()), "q99": float(qs[0]),
+                     "q999": float(qs[1]), "max": float(e.max()),
+                     "wrong_bits": float((e > 0.5).double().mean()), "mse": float((e ** 2).mean())})
+    return pd.DataFrame(rows)
+
+
+def structure(model: MLP, x: Tensor, *, rel_tol: float = 0.01) -> dict[str, float]:
+    """Weight sparsity and neuron use of a network on inputs x (T, m).
+
+    input_density: fraction of |W_in| entries above rel_tol * max|W_in|;
+    readoff_density: the same for W_out; neurons_used: neurons active on some input AND with a
+    read-off column above rel_tol * max|W_out|; neurons_per_output: mean participation ratio
+    (sum_k |r_k|)^2 / sum_k r_k^2 of the read-off vectors (K for sparse U-AND, ~d if dense).
+    """
+    W_in, W_out = model.W_in.abs(), model.W_out.abs()
+    active = (model.hidden(x) > 0).any(0)
+    reads = W_out.max(0).values > rel_tol * W_out.max()
+    pr = W_out.sum(1) ** 2 / (W_out ** 2).sum(1).clamp(min=1e-30)
+    return {"input_density": float((W_in > rel_tol * W_in.max()).float().mean()),
+            "readoff_density": float((W_out > rel_tol * W_out.max()).float().mean()),
+            "neurons_used": int((active & reads).sum()), "neurons": int(W_in.shape[0]),
+            "neurons_per_output": float(pr.mean())}
+
+
+def construction_theory(n_features: int, widths, n_active: int, x: Tensor, *,
+                        n_shared: float = 16.0, net_seeds=(0, 1, 2, 3, 4)) -> pd.DataFrame:
+    """Both constructions against their closed forms, averaged over network seeds.
+
+    Sparse: mean signed error on pairs with one input on vs (s-1) sqrt(K/d). Dense: RMS error on
+    pairs with neither input on vs ``dense_noise_theory``. The spread between networks is large at
+    small m (|N_il| is Poisson(K) for the pair of on features), hence the seeds.
+    Columns: d, sparse_bias, sparse_se, sparse_theory, dense_rms, dense_se, dense_theory.
+    """
+    pairs = all_pairs(n_features)
+    y = and_targets(x, pairs)
+    n_on = x[:, pairs[:, 0]] + x[:, pairs[:, 1]]
+    rows = []
+    for d in widths:
+        bias, rms = [], []
+        for s in net_seeds:
+            gen = torch.Generator().manual_seed(int(s))
+            sparse = construct("sparse", n_features, int(d), n_shared=n_shared, generator=gen)
+            dense = construct("dense", n_features, int(d), n_active=n_active, generator=gen)
+            bias.append(float((sparse(x) - y)[n_on == 1].mean()))
+            rms.append(float((dense(x) - y)[n_on == 0].pow(2).mean().sqrt()))
+        n = len(net_seeds)
+        rows.append({"d": int(d), "sparse_bias": np.mean(bias),
+                     "sparse_se": np.std(bias, ddof=1) / np.sqrt(n) if n > 1 else np.nan,
+                     "sparse_theory": float(sparse_bias_theory(n_active, d, n_shared)),
+                     "dense_rms": np.mean(rms),
+                     "dense_se": np.std(rms, ddof=1) / np.sqrt(n) if n > 1 else np.nan,
+                     "dense_theory": float(dense_noise_theory(n_active, d))})
+    return pd.DataFrame(rows)
