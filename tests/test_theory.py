@@ -211,3 +211,41 @@ def test_rank_bound_is_tight_for_projectors():
 def test_errors_name_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_rank_bound_experiment_families():
+    table = theory.rank_bound_experiment([64, 128], 0.25, 3, a=1.3, generator=torch.Generator().manual_seed(0))
+    assert len(table) == 8 and (table["ratio_min"] >= 1 - 1e-12).all()
+    hadamard_rows = table[table["family"] == "Hadamard projector"]
+    np.testing.assert_allclose(hadamard_rows[["ratio_min", "ratio_max"]], 1.0, atol=1e-12)
+
+
+def test_random_projector_is_a_projector_of_rank_m():
+    gen = torch.Generator().manual_seed(0)
+    for kind in ("orthonormal", "hadamard"):
+        Pi = theory.random_projector(32, 8, 2, gen, kind=kind)
+        torch.testing.assert_close(Pi @ Pi, Pi)
+        torch.testing.assert_close(torch.diagonal(Pi, dim1=-2, dim2=-1).sum(-1), torch.full((2,), 8.0, dtype=torch.float64))
+    with pytest.raises(ValueError, match="n_features"):
+        theory.random_projector(24, 8, 1, gen, kind="hadamard")
+    with pytest.raises(ValueError, match="kind"):
+        theory.random_projector(32, 8, 1, gen, kind="gaussian")
+
+
+def test_noise_elasticity_matches_a_finite_difference_of_the_optimum():
+    p, r = np.array([0.01, 0.1, 0.5]), np.array([0.25, 0.1, 0.5])
+    opt = theory.optimal_symmetric_loss(p, r)
+    s = theory.min_interference_std(p, r)
+    up = theory.optimal_loss_at_noise(p, s * 1.001).loss
+    down = theory.optimal_loss_at_noise(p, s / 1.001).loss
+    np.testing.assert_allclose(theory.noise_elasticity(p, opt), np.log(up / down) / (2 * np.log(1.001)), rtol=1e-4)
+
+
+def test_eq5_vs_monte_carlo_table_and_authors_formula_vectorised():
+    table = theory.eq5_vs_monte_carlo(3, 200_000, torch.Generator().manual_seed(3))
+    assert list(table.columns) == ["a", "b", "sigma", "p", "eq5", "mc", "stderr", "z"]
+    assert (table["z"].abs() <= 4).all()
+    values = theory.linear_loss_authors_code(0.3, 100, np.array([1, 50, 99, 100]))
+    np.testing.assert_allclose(values, 0.1 * np.array([98, 49, 0, 0]) / 100)
+    with pytest.raises(ValueError, match="p"):
+        theory.crossover_r(1.0, 1.0)

@@ -31,8 +31,16 @@ iteration with analytic gradient and Hessian, started from the linear solution a
 points of a coarse (a, beta) grid, so both basins (linear: a ~ r, b > 0; thresholding: a ~ 1-1.5,
 b < 0) are explored.
 
-All functions are pure and broadcast numpy arrays (scalars in, numpy floats out). Every p or r
-outside (0, 1] raises ValueError naming the parameter.
+Public API (numpy in, numpy out; scalars in give numpy floats out):
+    feature_variance, zero_output_loss, linear_loss, linear_loss_authors_code, min_interference_std
+    gaussian_relu_moments (G1, G2), symmetric_loss (5), dloss_dsigma
+    optimal_symmetric_loss (8) -> SymmetricOptimum(loss, a, b, beta, sigma); optimal_loss_at_noise
+    rank_bound_ratio (6); equalise_diagonal, random_low_rank, random_projector, rank_bound_experiment
+    noise_elasticity; high_sparsity_loss, high_sparsity_upper_bound(_asymptote), crossover_r,
+    high_sparsity_table; scalar_channel_loss_mc, eq5_vs_monte_carlo (Monte Carlo of (5))
+Shapes: everything broadcasts elementwise over p, r, a, b, sigma; W_eff is (n, n) or (k, n, n) with a
+leading instances axis; random matrices are torch float64 (k, n, n) drawn from a torch.Generator.
+All functions are pure. Every p or r outside (0, 1] raises ValueError naming the parameter.
 """
 import math
 from dataclasses import dataclass
@@ -41,7 +49,10 @@ import numpy as np
 import pandas as pd
 import torch
 from numpy.typing import ArrayLike
+from scipy.linalg import hadamard
 from scipy.special import ndtr
+
+from toysup import checks
 
 N_NODES = 24                                  # Gauss-Legendre nodes per quadrature piece
 KINK_HALF_WIDTH = 6.0                         # pieces end 6 sigma/a either side of the kink
@@ -106,19 +117,20 @@ def linear_loss(p: ArrayLike, r: ArrayLike):
     return _out((p / 3 - p * p / 4) * (1 - r))
 
 
-def linear_loss_authors_code(p: ArrayLike, n_features: int, d_hidden: int):
+def linear_loss_authors_code(p: ArrayLike, n_features: int, d_hidden: ArrayLike):
     """The authors' "Optimal Linear Model" (``utils/opt_linear.py``): (p/3) (n - m - 1) / n.
 
     It treats the second-moment matrix as (p/3) I (ignores the mean p/2) and sums the discarded
     eigenvalues from k = m + 2 instead of m + 1 (off by one). Kept to reproduce their figure (R12).
+    n_features: int n; d_hidden: integer(s) m in [1, n], broadcast with p.
     """
     p = _unit("p", p)
     if isinstance(n_features, bool) or not isinstance(n_features, int | np.integer) or n_features < 1:
         raise ValueError(f"n_features must be an integer in [1, inf], got {n_features!r}")
-    if (isinstance(d_hidden, bool) or not isinstance(d_hidden, int | np.integer)
-            or not 1 <= d_hidden <= n_features):
-        raise ValueError(f"d_hidden must be an integer in [1, {n_features}], got {d_hidden!r}")
-    return _out(p / 3 * max(n_features - d_hidden - 1, 0) / n_features)
+    m = np.asarray(d_hidden)
+    if m.dtype.kind not in "iu" or np.any((m < 1) | (m > n_features)):
+        raise ValueError(f"d_hidden must hold integers in [1, {n_features}], got {d_hidden!r}")
+    return _out(p / 3 * np.maximum(n_features - m - 1, 0) / n_features)
 
 
 def min_interference_std(p: ArrayLike, r: ArrayLike):
@@ -396,6 +408,88 @@ def rank_bound_ratio(W_eff: ArrayLike, d_hidden: int):
     return _out(off / (a * a * (n / d_hidden - 1)))
 
 
+def equalise_diagonal(W: torch.Tensor, a: float = 1.0) -> torch.Tensor:
+    """Rescale each row of W (..., n, n) so that every diagonal entry equals a; rank is unchanged."""
+    return W * (a / torch.diagonal(W, dim1=-2, dim2=-1))[..., :, None]
+
+
+def random_low_rank(n_features: int, d_hidden: int, n_instances: int,
+                    generator: torch.Generator) -> torch.Tensor:
+    """W = A B with Gaussian A (n, m), B (m, n): a generic rank-m matrix; shape (k, n, n), float64."""
+    checks.positive_int("n_features", n_features)
+    checks.positive_int("d_hidden", d_hidden, maximum=n_features)
+    checks.positive_int("n_instances", n_instances)
+    kw = dict(generator=generator, dtype=torch.float64)
+    A = torch.randn(n_instances, n_features, d_hidden, **kw)
+    return A @ torch.randn(n_instances, d_hidden, n_features, **kw)
+
+
+def random_projector(n_features: int, d_hidden: int, n_instances: int, generator: torch.Generator,
+                     *, kind: str = "orthonormal") -> torch.Tensor:
+    """Orthogonal projectors Pi of rank m = d_hidden, shape (k, n, n), float64.
+
+    kind="orthonormal": Pi = U U^T, U the Q factor of a Gaussian (n, m) matrix (Pi_ii = r +- O(n^-1/2)).
+    kind="hadamard": Pi = H_S^T H_S / n, H_S = m random rows of the Sylvester-Hadamard matrix
+    (n a power of 2; Pi_ii = r exactly, the Persian-rug projector).
+    """
+    checks.positive_int("n_features", n_features)
+    checks.positive_int("d_hidden", d_hidden, maximum=n_features)
+    checks.positive_int("n_instances", n_instances)
+    if kind == "orthonormal":
+        G = torch.randn(n_instances, n_features, d_hidden, generator=generator, dtype=torch.float64)
+        U = torch.linalg.qr(G).Q
+        return U @ U.transpose(-2, -1)
+    if kind == "hadamard":
+        if n_features & (n_features - 1):
+            raise ValueError(f"n_features must be a power of 2 for kind='hadamard', got {n_features}")
+        H = torch.from_numpy(hadamard(n_features).astype(np.float64))
+        rows = torch.stack([torch.randperm(n_features, generator=generator)[:d_hidden]
+                            for _ in range(n_instances)])
+        HS = H[rows]                                                          # (k, m, n)
+        return HS.transpose(-2, -1) @ HS / n_features
+    raise ValueError(f"kind must be 'orthonormal' or 'hadamard', got {kind!r}")
+
+
+def rank_bound_experiment(sizes: list[int], r: float, n_matrices: int, a: float,
+                          generator: torch.Generator) -> pd.DataFrame:
+    """Bound (6) on three families of rank-m matrices (m = r n) with diagonal equalised to a.
+
+    Families (Gaussian A (n, m), B (m, n); every row rescaled so that W_ii = a): "Gaussian A B";
+    "Wishart A A^T"; "projector, rows rescaled" (U U^T with random orthonormal U, Pi_ii ~ r);
+    "Hadamard projector" ((a/r) H_S^T H_S / n, diagonal exactly a; n must be a power of 2).
+    Returns one row per (n, family): n, family, ratio_min, ratio_mean, ratio_max.
+    """
+    r = checks.unit_interval("r", r)
+    rows = []
+    for n in sizes:
+        m = max(1, int(round(r * n)))
+        low_rank = random_low_rank(n, m, n_matrices, generator)
+        A = torch.randn(n_matrices, n, m, generator=generator, dtype=torch.float64)
+        families = {
+            "Gaussian A B": equalise_diagonal(low_rank, a),
+            "Wishart A A^T": equalise_diagonal(A @ A.transpose(-2, -1), a),
+            "projector, rows rescaled": equalise_diagonal(
+                random_projector(n, m, n_matrices, generator, kind="orthonormal"), a),
+            "Hadamard projector": a * n / m * random_projector(n, m, n_matrices, generator,
+                                                               kind="hadamard"),
+        }
+        for family, W in families.items():
+            ratio = np.asarray(rank_bound_ratio(W, m))
+            rows.append({"n": n, "family": family, "ratio_min": ratio.min(),
+                         "ratio_mean": ratio.mean(), "ratio_max": ratio.max()})
+    return pd.DataFrame(rows)
+
+
+def noise_elasticity(p: ArrayLike, optimum: SymmetricOptimum):
+    """d ln L*/d ln s at the optimum of (8): by the envelope theorem sigma* dL/dsigma / L*.
+
+    Positive means the least interference allowed by the rank bound (6) is optimal; it tends to 2 as
+    p -> 0 (L* ~ s^2). ``optimum`` is the result of ``optimal_symmetric_loss(p, r)``.
+    """
+    slope = dloss_dsigma(optimum.a, optimum.b, optimum.sigma, p)
+    return _out(np.asarray(optimum.sigma * slope / optimum.loss))
+
+
 # ----------------------------------------------------------------------------- high sparsity (R10)
 def high_sparsity_loss(p: ArrayLike, r: ArrayLike):
     """Leading asymptote of L* for p -> 0 at fixed r: (p^2/6) ((1 - r)/r) ln(1/p)."""
@@ -463,3 +557,21 @@ def scalar_channel_loss_mc(a: float, b: float, sigma: float, p: float, n_samples
     y = torch.relu(a * x + b + sigma * torch.randn(n_samples, **kw))
     err = (y - x) ** 2
     return float(err.mean()), float(err.std() / math.sqrt(n_samples))
+
+
+def eq5_vs_monte_carlo(n_points: int, n_samples: int, generator: torch.Generator) -> pd.DataFrame:
+    """Eq. (5) against ``scalar_channel_loss_mc`` at n_points random (a, b, sigma, p).
+
+    a ~ U[0.3, 1.6], b ~ U[-0.5, 0.3], sigma = 10^U[-2, -0.3], p = 10^U[-1.5, -0.1], drawn from
+    ``generator``. Columns: a, b, sigma, p, eq5, mc, stderr, z = (mc - eq5) / stderr.
+    """
+    checks.positive_int("n_points", n_points)
+    u = torch.rand(n_points, 4, generator=generator, dtype=torch.float64).numpy()
+    a, b = 0.3 + 1.3 * u[:, 0], -0.5 + 0.8 * u[:, 1]
+    sigma, p = 10 ** (-2 + 1.7 * u[:, 2]), 10 ** (-1.5 + 1.4 * u[:, 3])
+    mc = [scalar_channel_loss_mc(*args, n_samples, generator) for args in zip(a, b, sigma, p)]
+    table = pd.DataFrame({"a": a, "b": b, "sigma": sigma, "p": p,
+                          "eq5": symmetric_loss(a, b, sigma, p),
+                          "mc": [m for m, _ in mc], "stderr": [se for _, se in mc]})
+    table["z"] = (table["mc"] - table["eq5"]) / table["stderr"]
+    return table
