@@ -133,11 +133,39 @@ def test_zero_readout_loss_is_p_over_three_within_standard_errors():
 
 
 def test_rug_loss_is_close_to_the_optimum_at_large_pn():
-    table = rug.rug_vs_theory([(0.2, 0.25)], [1024], generator=_gen(),
-                              n_fit=lambda n, p: 2000, n_eval=lambda n, p: 2000)
+    table = rug.rug_vs_theory([(0.2, 0.25)], [1024], generator=_gen(), n_entries=2_000_000)
     row = table.iloc[0]
     assert row["tolerance"] == 0.03 and row["d_hidden"] == 256
     assert abs(row["ratio"] - 1) < 0.03, f"rug/L* = {row['ratio']:.4f}"
+
+
+def test_construction_residuals_vanish_for_the_rug_only(rug_256):
+    n, m, rows, R = rug_256
+    assert rug.construction_residuals(R, m)["max_abs_error"].max() < 1e-9
+    other = rug.construction_residuals(rug.random_projector(n, m, _gen()), m).set_index("property")
+    assert other.loc["R_ij = R_0,(i xor j)", "max_abs_error"] > 0.05
+
+
+def test_samples_grow_like_one_over_p_below_the_reference():
+    assert rug.samples_for(1024, 0.1, 2 ** 20) == 1024
+    assert rug.samples_for(1024, 0.0045, 2 ** 20) == 10240
+
+
+def test_fit_rug_keeps_the_best_of_several_row_sets():
+    single = rug.fit_rug(256, 64, 0.1, a0=1.2, bias0=-0.28, n_fit=400, n_eval=400, generator=_gen(4))
+    best = rug.fit_rug(256, 64, 0.1, a0=1.2, bias0=-0.28, n_fit=400, n_eval=400, generator=_gen(4),
+                       n_tries=4)
+    # same fitting sample and same first row set: the best of four starts no worse than the first
+    assert best.start_loss <= single.start_loss
+    assert best.fit_loss <= best.start_loss + 1e-12 and single.fit_loss <= single.start_loss + 1e-12
+    assert best.rows.shape == (64,) and best.loss.n_samples == 400
+
+
+def test_rows_can_leave_out_the_constant_row():
+    rows = rug.choose_rows(16, 15, _gen(), exclude_constant=True)
+    assert rows.tolist() == list(range(1, 16))
+    R = rug.rug_matrix(16, rows)
+    torch.testing.assert_close(R.sum(dim=1), torch.zeros(16, dtype=torch.float64), atol=1e-12, rtol=0)
 
 
 def test_tolerance_rule():
@@ -147,6 +175,7 @@ def test_tolerance_rule():
 @pytest.mark.parametrize(("call", "match"), [
     (lambda: rug.choose_rows(100, 10, _gen()), "n_features"),
     (lambda: rug.choose_rows(64, 65, _gen()), "d_hidden"),
+    (lambda: rug.choose_rows(64, 64, _gen(), exclude_constant=True), "d_hidden"),
     (lambda: rug.hadamard_rows(64, torch.tensor([0, 64])), "rows"),
     (lambda: rug.hadamard_rows(64, torch.tensor([3, 3])), "rows"),
     (lambda: rug.rug_matrix(8192, torch.tensor([0])), "n_features"),
@@ -158,6 +187,10 @@ def test_tolerance_rule():
     (lambda: rug.fit_readout(lambda x: x, 8, 0.1, a0=1.0, bias0=0.0, n_fit=0, n_eval=10,
                              generator=_gen()), "n_fit"),
     (lambda: rug.matrix_statistics(torch.zeros(4, 3), 2), "square"),
+    (lambda: rug.fit_rug(64, 16, 0.1, a0=1.0, bias0=0.0, n_fit=10, n_eval=10, generator=_gen(),
+                         n_tries=0), "n_tries"),
+    (lambda: rug.construction_residuals(torch.zeros(4, 3), 2), "square"),
+    (lambda: rug.samples_for(64, 0.1, 0), "n_entries"),
 ])
 def test_bad_arguments_raise_value_error_naming_them(call, match):
     with pytest.raises(ValueError, match=match):

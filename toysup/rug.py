@@ -67,11 +67,18 @@ def fwht(x: Tensor) -> Tensor:
     return y.view(*lead, n)
 
 
-def choose_rows(n_features: int, d_hidden: int, generator: torch.Generator) -> Tensor:
-    """The row set S: ``d_hidden`` distinct indices of {0, …, n − 1}, uniformly at random, sorted."""
+def choose_rows(n_features: int, d_hidden: int, generator: torch.Generator, *,
+                exclude_constant: bool = False) -> Tensor:
+    """The row set S: ``d_hidden`` distinct indices of {0, …, n − 1}, uniformly at random, sorted.
+
+    ``exclude_constant`` draws from {1, …, n − 1}, leaving out row 0 of H (all ones). That row adds
+    1/m to every entry of R (all row sums become n/m instead of 0), which skews the interference to
+    the right; the authors' code draws from all rows (the default here).
+    """
     _power_of_two("n_features", n_features)
-    checks.positive_int("d_hidden", d_hidden, maximum=n_features)
-    return torch.randperm(n_features, generator=generator)[:d_hidden].sort().values
+    first = 1 if exclude_constant else 0
+    checks.positive_int("d_hidden", d_hidden, maximum=n_features - first)
+    return (first + torch.randperm(n_features - first, generator=generator)[:d_hidden]).sort().values
 
 
 def _check_rows(n_features: int, rows: Tensor) -> Tensor:
@@ -215,6 +222,34 @@ class ReadoutFit:
     loss: LossEstimate
 
 
+def _start_shift(z: Tensor, x: Tensor, a0: float, bias0: float) -> float:
+    """shift such that a0·(shift + E[z_i − x_i]) = bias0, the mean measured on the sample."""
+    return bias0 / a0 - float((z - x).double().mean())
+
+
+def _fit_on_sample(z: Tensor, x: Tensor, a0: float, bias0: float) -> tuple[float, float, float]:
+    """Nelder-Mead over (log a, shift) of the exact sample loss; returns (a, shift, loss)."""
+    objective = _ReadoutObjective(z, x)
+    best = minimize(lambda v: objective(math.exp(v[0]), v[1]),
+                    [math.log(a0), _start_shift(z, x, a0, bias0)],
+                    method="Nelder-Mead", options=dict(xatol=1e-6, fatol=1e-12, maxiter=2000))
+    return math.exp(best.x[0]), float(best.x[1]), float(best.fun)
+
+
+def _evaluate(linear_map: LinearMap, a: float, shift: float, n_features: int, feature_prob: float,
+              n_eval: int, generator: torch.Generator) -> LossEstimate:
+    losses = [((torch.relu(a * (linear_map(x) + shift)) - x) ** 2).mean(dim=1)
+              for x in _sample_batches(n_features, feature_prob, n_eval, generator,
+                                       _chunk(n_features))]
+    return _estimate(torch.cat(losses))
+
+
+def _fit_sample(n_features: int, feature_prob: float, n_fit: int,
+                generator: torch.Generator) -> Tensor:
+    return torch.cat(list(_sample_batches(n_features, feature_prob, n_fit, generator,
+                                          _chunk(n_features))))
+
+
 def fit_readout(linear_map: LinearMap, n_features: int, feature_prob: float, *, a0: float,
                 bias0: float, n_fit: int, n_eval: int, generator: torch.Generator) -> ReadoutFit:
     """Fit (a, shift) of y = ReLU(a (z + shift)), z = linear_map(x), then evaluate on fresh data.
@@ -229,18 +264,53 @@ def fit_readout(linear_map: LinearMap, n_features: int, feature_prob: float, *, 
     checks.unit_interval("feature_prob", feature_prob)
     if not a0 > 0:
         raise ValueError(f"a0 must be > 0, got {a0!r}")
-    chunk = _chunk(n_features)
-    xs = list(_sample_batches(n_features, feature_prob, n_fit, generator, chunk))
-    zs = [linear_map(x) for x in xs]
-    x, z = torch.cat(xs), torch.cat(zs)
-    objective = _ReadoutObjective(z, x)
-    shift0 = bias0 / a0 - float((z - x).double().mean())
-    best = minimize(lambda v: objective(math.exp(v[0]), v[1]), [math.log(a0), shift0],
-                    method="Nelder-Mead", options=dict(xatol=1e-6, fatol=1e-12, maxiter=2000))
-    a, shift = math.exp(best.x[0]), float(best.x[1])
-    losses = [((torch.relu(a * (linear_map(x) + shift)) - x) ** 2).mean(dim=1)
-              for x in _sample_batches(n_features, feature_prob, n_eval, generator, chunk)]
-    return ReadoutFit(a, shift, float(best.fun), _estimate(torch.cat(losses)))
+    x = _fit_sample(n_features, feature_prob, n_fit, generator)
+    a, shift, fit_loss = _fit_on_sample(linear_map(x), x, a0, bias0)
+    loss = _evaluate(linear_map, a, shift, n_features, feature_prob, n_eval, generator)
+    return ReadoutFit(a, shift, fit_loss, loss)
+
+
+@dataclass(frozen=True)
+class RugFit:
+    """A fitted rug: the row set S kept, its loss at the start (a0, bias0) on the fitting sample
+    (the selection criterion among tries), the fitted (a, shift), their fitting-sample loss and the
+    loss on fresh samples."""
+
+    rows: Tensor
+    start_loss: float
+    a: float
+    shift: float
+    fit_loss: float
+    loss: LossEstimate
+
+
+def fit_rug(n_features: int, d_hidden: int, feature_prob: float, *, a0: float, bias0: float,
+            n_fit: int, n_eval: int, generator: torch.Generator, n_tries: int = 1,
+            exclude_constant: bool = False) -> RugFit:
+    """The rug at (n, m, p): draw ``n_tries`` row sets S, keep the one with the lowest loss at the
+    start (a0, bias0) on a common fitting sample (the authors kept the best of 5 trained tries),
+    fit (a, shift) on that sample and evaluate on ``n_eval`` fresh samples. ``exclude_constant``:
+    see ``choose_rows``."""
+    checks.positive_int("n_tries", n_tries)
+    checks.positive_int("n_fit", n_fit)
+    checks.positive_int("n_eval", n_eval)
+    checks.unit_interval("feature_prob", feature_prob)
+    if not a0 > 0:
+        raise ValueError(f"a0 must be > 0, got {a0!r}")
+    x = _fit_sample(n_features, feature_prob, n_fit, generator)
+    best = None
+    for _ in range(n_tries):
+        rows = choose_rows(n_features, d_hidden, generator, exclude_constant=exclude_constant)
+        z = rug_apply(x, rows)
+        shift0 = _start_shift(z, x, a0, bias0)
+        start_loss = float(((torch.relu(a0 * (z + shift0)) - x) ** 2).double().mean())
+        if best is None or start_loss < best[0]:
+            best = (start_loss, rows, z)
+    start_loss, rows, z = best
+    a, shift, fit_loss = _fit_on_sample(z, x, a0, bias0)
+    loss = _evaluate(lambda batch: rug_apply(batch, rows), a, shift, n_features, feature_prob,
+                     n_eval, generator)
+    return RugFit(rows, start_loss, a, shift, fit_loss, loss)
 
 
 def tolerance(pn: float) -> float:
@@ -248,15 +318,30 @@ def tolerance(pn: float) -> float:
     return 0.03 if pn >= 80 else 0.05 if pn >= 40 else float("nan")
 
 
+P_REFERENCE = 0.045
+
+
+def samples_for(n_features: int, feature_prob: float, n_entries: int) -> int:
+    """Samples holding about n_entries·max(1, P_REFERENCE/p) feature entries.
+
+    The loss at small p is set by rare false positives, so the sample grows like 1/p below
+    p = 0.045 (spec §7: at least 1e5·(0.01/p) entries; n_entries = 2^21 gives 9.4e6 at p = 0.01).
+    """
+    checks.positive_int("n_entries", n_entries)
+    return max(2, math.ceil(n_entries * max(1.0, P_REFERENCE / feature_prob) / n_features))
+
+
 def rug_vs_theory(points: Sequence[tuple[float, float]], ns: Sequence[int], *,
-                  generator: torch.Generator, n_fit: Callable[[int, float], int],
-                  n_eval: Callable[[int, float], int]) -> pd.DataFrame:
+                  generator: torch.Generator, n_entries: int, n_tries: int = 1,
+                  exclude_constant: bool = False) -> pd.DataFrame:
     """Rug Monte-Carlo loss against L*(p, r) for every (p, r) in ``points`` and n in ``ns``.
 
-    d_hidden = ⌊r n⌋ (as the paper's code) and L* is taken at the realised r = d_hidden/n.
-    n_fit(n, p), n_eval(n, p): numbers of samples. One row per (p, r, n) with columns
-    p, r_target, n, d_hidden, r, pn, loss, stderr, L_star, a_star, b_star, ratio, ratio_se,
-    tolerance, a, shift, a·(shift + μ) as ``bias_eff``.
+    d_hidden = ⌊r n⌋ (as the paper's code) and L* is taken at the realised r = d_hidden/n. For each
+    case ``fit_rug`` keeps the best of ``n_tries`` fresh row sets S, fits (a, shift) on
+    ``samples_for(n, p, n_entries)`` samples and evaluates the loss on as many fresh ones. One row per (p, r, n) with columns
+    p, r_target, n, d_hidden, r, pn, loss, stderr, L_star, a_star, b_star, ratio = loss/L*,
+    ratio_se, tolerance (see ``tolerance``), a, shift, row0 (whether 0 ∈ S), the effective bias
+    bias_eff = a·(shift + μ), μ = (p/2)(Σ_j R_ij − 1) (compare with b_star).
     """
     optima: dict[tuple[float, float], theory.SymmetricOptimum] = {}
     rows_out = []
@@ -268,10 +353,11 @@ def rug_vs_theory(points: Sequence[tuple[float, float]], ns: Sequence[int], *,
             if (p, r) not in optima:
                 optima[(p, r)] = theory.optimal_symmetric_loss(p, r)
             opt = optima[(p, r)]
-            rows = choose_rows(n, d_hidden, generator)
-            fit = fit_readout(lambda x, rows=rows: rug_apply(x, rows), n, p,
-                              a0=float(opt.a), bias0=float(opt.b), n_fit=n_fit(n, p),
-                              n_eval=n_eval(n, p), generator=generator)
+            n_samples = samples_for(n, p, n_entries)
+            fit = fit_rug(n, d_hidden, p, a0=float(opt.a), bias0=float(opt.b), n_fit=n_samples,
+                          n_eval=n_samples, generator=generator, n_tries=n_tries,
+                          exclude_constant=exclude_constant)
+            rows = fit.rows
             mean_interference = p / 2 * (n / d_hidden * float(0 in rows.tolist()) - 1)
             L_star = float(opt.loss)
             rows_out.append(dict(
@@ -279,8 +365,38 @@ def rug_vs_theory(points: Sequence[tuple[float, float]], ns: Sequence[int], *,
                 loss=fit.loss.loss, stderr=fit.loss.stderr, L_star=L_star,
                 a_star=float(opt.a), b_star=float(opt.b), ratio=fit.loss.loss / L_star,
                 ratio_se=fit.loss.stderr / L_star, tolerance=tolerance(p * n), a=fit.a,
-                shift=fit.shift, bias_eff=fit.a * (fit.shift + mean_interference)))
+                shift=fit.shift, row0=0 in rows.tolist(),
+                bias_eff=fit.a * (fit.shift + mean_interference)))
     return pd.DataFrame(rows_out)
+
+
+def construction_residuals(R: Tensor, d_hidden: int) -> pd.DataFrame:
+    """Largest deviation from each exact property of the rug (spec R8), for R (n, n):
+
+    R_ii = 1; R = Rᵀ; R² = R/r; Σ_{j≠i} R_ij² = (1 − r)/r for every row; all row sums equal
+    (to (n/m)·1[0 ∈ S]); R_ij = R_{0, i⊕j}; m·R_ij integer. Columns: property, max_abs_error.
+    """
+    R = R.double()
+    n = R.shape[-1]
+    if R.shape != (n, n):
+        raise ValueError(f"R must be square (n, n), got {tuple(R.shape)}")
+    _power_of_two("n_features", n)
+    checks.positive_int("d_hidden", d_hidden, maximum=n)
+    r = d_hidden / n
+    diag = torch.diagonal(R)
+    index = torch.arange(n)
+    sums = R.sum(dim=1)
+    checks_ = {
+        "R_ii = 1": (diag - 1).abs().max(),
+        "R = R^T": (R - R.T).abs().max(),
+        "R^2 = R/r": (R @ R - R / r).abs().max(),
+        "sum_{j!=i} R_ij^2 = (1-r)/r": ((R ** 2).sum(dim=1) - diag ** 2 - (1 - r) / r).abs().max(),
+        "row sums equal": (sums - sums[0]).abs().max(),
+        "row sum in {0, n/m}": torch.minimum(sums[0].abs(), (sums[0] - n / d_hidden).abs()),
+        "R_ij = R_0,(i xor j)": (R - R[0][index[:, None] ^ index[None, :]]).abs().max(),
+        "m R_ij integer": (R * d_hidden - torch.round(R * d_hidden)).abs().max(),
+    }
+    return pd.DataFrame({"property": list(checks_), "max_abs_error": [float(v) for v in checks_.values()]})
 
 
 def matrix_statistics(W: Tensor, d_hidden: int) -> dict[str, float]:
