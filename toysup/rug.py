@@ -343,7 +343,7 @@ def rug_vs_theory(points: Sequence[tuple[float, float]], ns: Sequence[int], *,
     ratio_se, tolerance (see ``tolerance``), a, shift, row0 (whether 0 ∈ S), the effective bias
     bias_eff = a·(shift + μ), μ = (p/2)(Σ_j R_ij − 1) (compare with b_star).
     """
-    optima: dict[tuple[float, float], theory.SymmetricOptimum] = {}
+    optima = {}   # L* once per distinct (p, realised r)
     rows_out = []
     for p, r_target in points:
         for n in ns:
