@@ -16,13 +16,13 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-# Unit tests and every chapter in fast mode through papermill, then the book built from those runs
-# (tests/test_notebooks.py); then nbval re-executes each fast-mode chapter cell by cell.
-# One thread per xdist worker: two workers on two cores would otherwise oversubscribe.
+# Stage 1: unit tests and every chapter in fast mode through papermill (tests/test_notebooks.py).
+# Stage 2: nbval re-executes each fast-mode chapter cell by cell, while the book is built from those
+# executions (tests/book). One thread per xdist worker: two workers on two cores would oversubscribe.
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --ignore=tests/book tests
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider \
-		--nbval-lax --nbval-current-env --nbval-cell-timeout=300 _build/fast/notebooks
+		--nbval-lax --nbval-current-env --nbval-cell-timeout=300 _build/fast/notebooks tests/book
 
 clean:
 	rm -rf _build
