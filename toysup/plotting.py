@@ -27,9 +27,10 @@ def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
 
 def signed_matrix(ax: Axes, matrix: np.ndarray, *, label: str, cmap: str = "RdBu_r",
                   limit: float | None = None):
-    """Show a signed matrix with a diverging colour map centred on zero and a labelled colour bar."""
-    matrix = np.asarray(matrix)
-    limit = float(np.abs(matrix).max()) if limit is None else limit
+    """Show a signed matrix with a diverging colour map centred on zero and a labelled colour bar.
+    NaN entries are left blank (e.g. a gap column before a bias column)."""
+    matrix = np.asarray(matrix, dtype=float)
+    limit = float(np.nanmax(np.abs(matrix))) if limit is None else limit
     image = ax.imshow(matrix, cmap=cmap, norm=TwoSlopeNorm(0.0, -limit, limit),
                       interpolation="nearest")
     plt.colorbar(image, ax=ax, label=label, shrink=0.85)

@@ -90,7 +90,7 @@ def fit(model: AutoencoderConfig, feature_prob: float | Sequence[float] | Tensor
     params = init_params(model, init_gens)
     tensors = params.tensors()
     lr0 = train.learning_rate(model.n_features)
-    opt = torch.optim.Adam(tensors, lr=lr0, betas=train.betas, eps=train.eps, foreach=True)
+    opt = torch.optim.Adam(tensors, lr=lr0, betas=train.betas, eps=train.eps, fused=True)
     history = torch.empty(train.n_steps, k, device=dev)
     bar = tqdm(range(train.n_steps), desc=f"train n={model.n_features} m={model.d_hidden} k={k}",
                disable=not progress, mininterval=1.0)
