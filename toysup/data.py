@@ -46,6 +46,7 @@ class SparseBatch:
         x[self.flat] = self.values
         return x.view(self.n_instances, self.batch, self.n_features).transpose(0, 1)
 
+    @cached_property
     def block_rows(self) -> tuple[Tensor, Tensor]:
         """Row and column of each entry in the block-diagonal matrix diag(x_1, …, x_k).
 
@@ -60,15 +61,16 @@ class SparseBatch:
     @cached_property
     def csr(self) -> Tensor:
         """diag(x_1, …, x_k) as a CSR tensor of shape (k·batch, k·n)."""
-        row, col = self.block_rows()
+        row, col = self.block_rows
         return _csr(row, col, self.values, (self.n_instances * self.batch,
                                             self.n_instances * self.n_features))
 
     @cached_property
     def csr_t(self) -> Tensor:
         """The transpose of ``csr``, (k·n, k·batch), also in CSR form."""
-        row, col = self.block_rows()
-        order = torch.argsort(col, stable=True)
+        row, col = self.block_rows
+        small = self.n_instances * self.n_features < 2 ** 31
+        order = torch.sort(col.to(torch.int32) if small else col, stable=True).indices  # int32: ~2x faster
         return _csr(col[order], row[order], self.values[order],
                     (self.n_instances * self.n_features, self.n_instances * self.batch))
 
