@@ -4,7 +4,10 @@
 
 Paper → code: n (n_s, ``n_sparse``) → ``n_features``; m (n_d, ``n_dense``) → ``d_hidden``;
 W = W_out W_in → ``W_eff``. ``tied=True`` gives the TMS model ReLU(Wᵀ W x + b) (Elhage et al. 2022,
-W_out = W_inᵀ); ``activation="linear"`` gives the affine baseline W_out W_in x + b.
+W_out = W_inᵀ); ``activation="linear"`` gives the affine baseline W_out W_in x + b. Any activation of
+the registry ``toysup.activations`` (JumpReLU, TopK, GELU, …) replaces the ReLU: y = φ(W_out W_in x + b).
+"relu" and "linear" train with a hand-written backward pass; the others through autograd, with their
+own trainable tensors (e.g. JumpReLU's thresholds θ (k, n)) in ``AutoencoderParams.extra``.
 
 Every parameter carries a leading instances axis k; nothing here mixes instances. Storage is chosen
 for speed: ``encoder`` E = W_inᵀ and ``decoder`` D = W_out, both (k, n, m) and contiguous, so that
@@ -12,16 +15,15 @@ the sparse input multiplies one (k·n, m) stack and the tied model simply has D 
 
 Shapes: W_in (k, m, n) · W_out (k, n, m) · b (k, n) · W_eff (k, n, n) · x, y (batch, k, n).
 """
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from toysup import checks
+from toysup import activations, checks
 from toysup.data import SparseBatch
 
-Activation = Literal["relu", "linear"]
+Activation = str   # a key of toysup.activations.REGISTRY: "relu", "linear", "jumprelu", "topk", "gelu"
 
 
 @dataclass(frozen=True)
@@ -33,13 +35,24 @@ class AutoencoderConfig:
     n_instances: int = 1       # k
     tied: bool = False         # True: W_out = W_inᵀ (TMS); the Persian Rug model is untied
     activation: Activation = "relu"
+    n_kept: int | tuple[int, ...] | None = None   # TopK only: K per instance (one int: all instances)
 
     def __post_init__(self) -> None:
         checks.positive_int("n_features", self.n_features)
         checks.positive_int("d_hidden", self.d_hidden, maximum=self.n_features)
         checks.positive_int("n_instances", self.n_instances)
-        if self.activation not in ("relu", "linear"):
-            raise ValueError(f"activation must be 'relu' or 'linear', got {self.activation!r}")
+        activations.get(self.activation)
+        if self.activation == "topk":
+            kept = self.n_kept
+            if kept is None:
+                raise ValueError("n_kept must be set (K per instance) for activation 'topk', got None")
+            kept = (kept,) * self.n_instances if isinstance(kept, int) else tuple(kept)
+            if len(kept) != self.n_instances:
+                raise ValueError(f"n_kept must hold 1 or n_instances={self.n_instances} values, "
+                                 f"got {len(kept)}")
+            for value in kept:
+                checks.positive_int("n_kept", value, maximum=self.n_features)
+            object.__setattr__(self, "n_kept", kept)
 
     @property
     def ratio(self) -> float:
@@ -55,6 +68,7 @@ class AutoencoderParams:
     encoder: Tensor   # E = W_inᵀ, (k, n, m)
     decoder: Tensor   # D = W_out, (k, n, m)
     b: Tensor         # (k, n)
+    extra: dict[str, Tensor] = field(default_factory=dict)   # the activation's own tensors, (k, …)
 
     @property
     def W_in(self) -> Tensor:
@@ -71,19 +85,34 @@ class AutoencoderParams:
         return torch.bmm(self.decoder, self.encoder.transpose(1, 2))
 
     def tensors(self) -> list[Tensor]:
-        """The distinct trainable tensors (two for tied models, three otherwise)."""
-        if self.config.tied:
-            return [self.encoder, self.b]
-        return [self.encoder, self.decoder, self.b]
+        """The distinct trainable tensors: encoder, decoder (untied only), b, then ``extra`` by name."""
+        base = [self.encoder, self.b] if self.config.tied else [self.encoder, self.decoder, self.b]
+        return base + [self.extra[key] for key in sorted(self.extra)]
+
+    def with_tensors(self, tensors: list[Tensor]) -> "AutoencoderParams":
+        """A new AutoencoderParams holding ``tensors`` in the order of ``tensors()`` (no copy)."""
+        n_base = 2 if self.config.tied else 3
+        enc, b = tensors[0], tensors[n_base - 1]
+        dec = enc if self.config.tied else tensors[1]
+        extra = dict(zip(sorted(self.extra), tensors[n_base:]))
+        return AutoencoderParams(self.config, enc, dec, b, extra)
+
+    def n_kept_tensor(self) -> Tensor | None:
+        """TopK's K per instance as a (k,) int64 tensor on the parameters' device (None otherwise)."""
+        if self.config.n_kept is None:
+            return None
+        return torch.tensor(self.config.n_kept, dtype=torch.int64, device=self.b.device)
 
     def select(self, index: list[int] | slice) -> "AutoencoderParams":
         """The instances ``index`` as a new (copied) AutoencoderParams."""
         idx = list(range(self.config.n_instances))[index] if isinstance(index, slice) else list(index)
+        kept = None if self.config.n_kept is None else tuple(self.config.n_kept[i] for i in idx)
         cfg = AutoencoderConfig(self.config.n_features, self.config.d_hidden, len(idx),
-                                self.config.tied, self.config.activation)
+                                self.config.tied, self.config.activation, kept)
         enc = self.encoder[idx].clone()
         dec = enc if cfg.tied else self.decoder[idx].clone()
-        return AutoencoderParams(cfg, enc, dec, self.b[idx].clone())
+        extra = {key: value[idx].clone() for key, value in self.extra.items()}
+        return AutoencoderParams(cfg, enc, dec, self.b[idx].clone(), extra)
 
 
 def init_params(config: AutoencoderConfig, generators: list[torch.Generator]) -> AutoencoderParams:
@@ -91,6 +120,8 @@ def init_params(config: AutoencoderConfig, generators: list[torch.Generator]) ->
 
     W_in ~ U(±1/√n) (fan-in n), W_out ~ U(±1/√m) and b ~ U(±1/√m) (fan-in m), as for
     ``nn.Linear(n, m, bias=False)`` followed by ``nn.Linear(m, n)``. Tied models draw only W_in.
+    The activation's own tensors (``extra``) start at fixed values and use no random draws, so the
+    weights are the same for every activation with the same seeds.
     """
     if len(generators) != config.n_instances:
         raise ValueError(f"generators must hold one generator per instance ({config.n_instances}), "
@@ -109,11 +140,12 @@ def init_params(config: AutoencoderConfig, generators: list[torch.Generator]) ->
         if not config.tied:
             dec[i] = uniform((n, m), m, gen)
         b[i] = uniform((n,), m, gen)
-    return AutoencoderParams(config, enc, enc if config.tied else dec, b)
+    extra = activations.get(config.activation).init_extra(k, n, device)
+    return AutoencoderParams(config, enc, enc if config.tied else dec, b, extra)
 
 
 def forward(params: AutoencoderParams, x: Tensor) -> Tensor:
-    """y = ReLU(W_out W_in x + b) (or without the ReLU for the linear baseline).
+    """y = φ(W_out W_in x + b), φ the config's activation (ReLU, identity, JumpReLU, TopK, GELU).
 
     x (batch, k, n) → y (batch, k, n). Differentiable with autograd; the trainer uses the faster
     ``loss_and_grads``.
@@ -123,7 +155,13 @@ def forward(params: AutoencoderParams, x: Tensor) -> Tensor:
         raise ValueError(f"x must have shape (batch, {k}, {n}), got {tuple(x.shape)}")
     h = torch.bmm(x.transpose(0, 1), params.encoder)                      # (k, batch, m)
     pre = torch.baddbmm(params.b[:, None, :], h, params.decoder.transpose(1, 2))
-    y = torch.relu(pre) if params.config.activation == "relu" else pre
+    activation = params.config.activation
+    if activation == "relu":
+        y = torch.relu(pre)
+    elif activation == "linear":
+        y = pre
+    else:
+        y = activations.get(activation)(pre, params.extra, params.n_kept_tensor())
     return y.transpose(0, 1)
 
 
@@ -139,7 +177,7 @@ def residual(params: AutoencoderParams, batch: SparseBatch) -> tuple[Tensor, Ten
     Returns (h, diff, active_pre): hidden h (k, batch, m), diff = y − x (k, batch, n), and the
     pre-activation at the batch's non-zero entries (nnz,), which the ReLU gradient needs.
     The encoder is one sparse product diag(x_1…x_k) · stack(E_1…E_k): it costs O(nnz·m) instead of
-    O(batch·n·m), and the dense work left is the decoder.
+    O(batch·n·m), and the dense work left is the decoder. Works for every registered activation.
     """
     cfg = params.config
     k, n, m, bsz = cfg.n_instances, cfg.n_features, cfg.d_hidden, batch.batch
@@ -149,6 +187,9 @@ def residual(params: AutoencoderParams, batch: SparseBatch) -> tuple[Tensor, Ten
     active_pre = flat[batch.flat]
     if cfg.activation == "relu":
         diff.clamp_min_(0)
+    elif cfg.activation != "linear":
+        diff = activations.get(cfg.activation)(diff, params.extra, params.n_kept_tensor())
+        flat = diff.view(-1)
     flat.index_put_((batch.flat,), -batch.values, accumulate=True)
     return h, diff, active_pre
 
@@ -160,8 +201,12 @@ def loss_and_grads(params: AutoencoderParams, batch: SparseBatch) -> tuple[Tenso
     g = (2 / (batch·n)) · (y − x) · 1[pre > 0];  ∂b = Σ_batch g;  ∂W_out = gᵀ h;  ∂h = g W_out;
     ∂E = diag(x)ᵀ ∂h. Where pre ≤ 0, y − x = −x is non-zero only at the batch's active entries,
     so the ReLU mask is applied there alone instead of over the dense (k, batch, n) block.
+    Activations without a hand-written backward pass (``Activation.hand_written`` False) take
+    ``_autograd_loss_and_grads`` instead; the gradients of ``extra`` then follow the weights'.
     """
     cfg = params.config
+    if not activations.get(cfg.activation).hand_written:
+        return _autograd_loss_and_grads(params, batch)
     k, n, m, bsz = cfg.n_instances, cfg.n_features, cfg.d_hidden, batch.batch
     h, g, active_pre = residual(params, batch)
     loss = torch.einsum("kbn,kbn->k", g, g) / (bsz * n)
@@ -176,3 +221,23 @@ def loss_and_grads(params: AutoencoderParams, batch: SparseBatch) -> tuple[Tenso
     if cfg.tied:
         return loss, [grad_enc + grad_dec, grad_b]
     return loss, [grad_enc, grad_dec, grad_b]
+
+
+def _autograd_loss_and_grads(params: AutoencoderParams, batch: SparseBatch) -> tuple[Tensor, list[Tensor]]:
+    """Per-instance loss (k,) and autograd gradients of its sum, in the order of ``params.tensors()``.
+
+    Same forward pass as ``residual`` (sparse encoder, dense decoder), then y = φ(pre) with the
+    registry activation and L_k = mean over batch and features of (y − x)² on the dense x.
+    """
+    cfg = params.config
+    k, n, m, bsz = cfg.n_instances, cfg.n_features, cfg.d_hidden, batch.batch
+    leaves = [t.detach().requires_grad_() for t in params.tensors()]
+    ref = params.with_tensors(leaves)
+    with torch.enable_grad():
+        h = (batch.csr @ ref.encoder.reshape(k * n, m)).view(k, bsz, m)
+        pre = torch.baddbmm(ref.b[:, None, :], h, ref.decoder.transpose(1, 2))
+        y = activations.get(cfg.activation)(pre, ref.extra, ref.n_kept_tensor())
+        x = batch.dense().transpose(0, 1)                                  # (k, batch, n)
+        loss = ((y - x) ** 2).mean(dim=(1, 2))
+        grads = torch.autograd.grad(loss.sum(), leaves)
+    return loss.detach(), list(grads)

@@ -1,0 +1,154 @@
+import math
+
+import pytest
+import torch
+
+from toysup import activations, data, evaluate, model, train
+
+CPU = torch.device("cpu")
+PROBS = [0.05, 0.3, 1.0]
+
+
+def _setup(activation: str, k: int = 3, n: int = 40, m: int = 10, tied: bool = False):
+    kept = activations.kept_from_prob(PROBS[:k], n) if activation == "topk" else None
+    cfg = model.AutoencoderConfig(n, m, k, tied=tied, activation=activation, n_kept=kept)
+    params = model.init_params(cfg, data.make_generators(list(range(k)), CPU))
+    if "threshold" in params.extra:   # spread the thresholds so that every window is populated
+        params.extra["threshold"] = torch.linspace(0.05, 0.3, n).repeat(k, 1)
+    batch = data.sample_sparse(torch.tensor(PROBS[:k]), 500, n,
+                               data.make_generators(list(range(10, 10 + k)), CPU))
+    return cfg, params, batch
+
+
+@pytest.mark.parametrize("name", sorted(activations.REGISTRY))
+def test_forward_shape_and_registry(name):
+    _, params, batch = _setup(name)
+    x = batch.dense()
+    y = model.forward(params, x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    assert activations.get(name).name == name
+
+
+@pytest.mark.parametrize("name", ["jumprelu", "topk", "gelu"])
+@pytest.mark.parametrize("tied", [False, True])
+def test_sparse_autograd_path_matches_dense_autograd(name, tied):
+    cfg, params, batch = _setup(name, tied=tied)
+    leaves = [t.double().requires_grad_() for t in params.tensors()]
+    ref = params.with_tensors(leaves)
+    x = batch.dense().double()
+    ref_loss = model.loss_per_instance(x, model.forward(ref, x))
+    ref_grads = torch.autograd.grad(ref_loss.sum(), leaves)
+    loss, grads = model.loss_and_grads(params, batch)
+    assert len(grads) == len(params.tensors())
+    torch.testing.assert_close(loss.double(), ref_loss.detach(), rtol=1e-5, atol=1e-8)
+    for got, want in zip(grads, ref_grads):
+        assert got.shape == want.shape
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-5 * want.abs().max().item())
+
+
+def test_gelu_gradient_matches_finite_differences():
+    cfg, params, batch = _setup("gelu", k=1, n=12, m=4)
+    params = params.with_tensors([t.double() for t in params.tensors()])
+    x = batch.dense().double()
+
+    def loss_of_b(b):
+        return model.loss_per_instance(x, model.forward(params.with_tensors(
+            [params.encoder, params.decoder, b]), x)).sum()
+
+    b = params.b.clone().requires_grad_()
+    assert torch.autograd.gradcheck(loss_of_b, (b,))
+
+
+def test_jumprelu_straight_through_gradient_is_the_derivative_of_the_expected_loss():
+    # pre ~ U[0, 1], target t: E(pre·1[pre > θ] − t)² has derivative −θ² + 2θt in θ.
+    gen = torch.Generator().manual_seed(0)
+    n_samples, theta, target = 400_000, 0.4, 0.1
+    pre = torch.rand(1, n_samples, 1, generator=gen, dtype=torch.float64)
+    th = torch.full((1, 1), theta, dtype=torch.float64, requires_grad=True)
+    y = activations.get("jumprelu")(pre, {"threshold": th}, None)
+    ((y - target) ** 2).mean().backward()
+    expected = -theta ** 2 + 2 * theta * target
+    # the window holds ≈ n·ε samples: relative standard error ≈ 1/sqrt(n·ε)
+    se = abs(theta) * 2 * 0.5 / math.sqrt(n_samples * activations.JUMP_BANDWIDTH)
+    assert abs(th.grad.item() - expected) < 5 * se, (th.grad.item(), expected, se)
+
+
+def test_jumprelu_forward_and_pre_gradient_are_exact():
+    pre = torch.tensor([[[-0.2, 0.05, 0.15, 0.9]]], requires_grad=True)
+    th = torch.full((1, 4), 0.1, requires_grad=True)
+    y = activations.get("jumprelu")(pre, {"threshold": th}, None)
+    torch.testing.assert_close(y.detach(), torch.tensor([[[0.0, 0.0, 0.15, 0.9]]]))
+    (grad_pre,) = torch.autograd.grad(y.sum(), pre)
+    torch.testing.assert_close(grad_pre, torch.tensor([[[0.0, 0.0, 1.0, 1.0]]]))
+
+
+def test_topk_keeps_exactly_k_per_sample_and_instance():
+    gen = torch.Generator().manual_seed(1)
+    pre = torch.randn(3, 50, 30, generator=gen)
+    pre[1, :, :10] = 0.0                       # ties must not change the count
+    kept = torch.tensor([1, 4, 30])
+    mask = activations.topk_mask(pre, kept)
+    assert (mask.sum(dim=-1) == kept[:, None]).all()
+    y = activations.get("topk")(pre, {}, kept)
+    assert ((y != 0).sum(dim=-1) <= kept[:, None]).all()
+    # the kept entries are the largest ones of their sample
+    smallest_kept = torch.where(mask.bool(), pre, torch.inf).amin(dim=-1)
+    largest_dropped = torch.where(mask.bool(), -torch.inf, pre).amax(dim=-1)
+    assert (smallest_kept[:2] >= largest_dropped[:2]).all()
+    torch.testing.assert_close(y, torch.relu(pre) * mask)
+
+
+@pytest.mark.parametrize("name", ["jumprelu", "topk", "gelu"])
+def test_instances_are_independent(name):
+    cfg, params, batch = _setup(name)
+    leaves = [t.clone().requires_grad_() for t in params.tensors()]
+    ref = params.with_tensors(leaves)
+    x = batch.dense()
+    loss = model.loss_per_instance(x, model.forward(ref, x))
+    for grad in torch.autograd.grad(loss[0], leaves, allow_unused=True):
+        assert grad[1:].abs().max() == 0 and grad[0].abs().max() > 0
+
+
+def test_extra_tensors_are_trained_and_copied():
+    probs = [0.05, 0.1]
+    cfg = model.AutoencoderConfig(32, 8, 2, activation="jumprelu")
+    result = train.fit(cfg, probs, train.TrainConfig(n_steps=30, batch=256), seed=0, progress=False)
+    theta = result.params.extra["threshold"]
+    assert theta.shape == (2, 32) and len(result.params.tensors()) == 4
+    assert (theta != activations.JUMP_THRESHOLD_INIT).any()
+    one = result.params.select([1])
+    torch.testing.assert_close(one.extra["threshold"][0], theta[1])
+    assert one.extra["threshold"].data_ptr() != theta.data_ptr()
+
+
+def test_topk_config_and_selection():
+    cfg = model.AutoencoderConfig(100, 10, 3, activation="topk", n_kept=(2, 5, 10))
+    params = model.init_params(cfg, data.make_generators([0, 1, 2], CPU))
+    assert params.select([2, 0]).config.n_kept == (10, 2)
+    assert model.AutoencoderConfig(100, 10, 3, activation="topk", n_kept=4).n_kept == (4, 4, 4)
+    assert activations.kept_from_prob([0.001, 0.05, 0.5], 100) == (1, 5, 50)
+
+
+@pytest.mark.parametrize("name", sorted(activations.REGISTRY))
+def test_held_out_loss_matches_the_dense_forward_pass(name):
+    cfg, params, _ = _setup(name, k=2)
+    loss, _ = evaluate.expected_loss(params, PROBS[:2], n_samples=512, batch=256, seed=3)
+    gens = data.make_generators([3 + 7919 * i for i in range(2)], CPU)
+    xs = [data.sample_sparse(torch.tensor(PROBS[:2]), 256, cfg.n_features, gens).dense()
+          for _ in range(2)]
+    x = torch.cat(xs)
+    dense = model.loss_per_instance(x, model.forward(params, x))
+    torch.testing.assert_close(loss, dense, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"activation": "tanh"}, "activation"),
+    ({"activation": "topk"}, "n_kept"),
+    ({"activation": "topk", "n_kept": (1, 2)}, "n_kept"),
+    ({"activation": "topk", "n_kept": 0}, "n_kept"),
+])
+def test_bad_configurations_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        model.AutoencoderConfig(20, 5, 3, **kwargs)
+    with pytest.raises(ValueError, match="feature_prob"):
+        activations.kept_from_prob([0.0], 10)
