@@ -42,3 +42,59 @@ def _prob(name: str, value):
         bad = arr[~((arr > 0) & (arr <= 1))].ravel()[0]
         raise ValueError(f"{name} must lie in (0, 1], got {bad!r}")
     return arr
+
+
+# Minimal stand-ins for chapter 2; the full implementations (same names) come from chapter 3's module.
+
+def symmetric_loss(a: float, b: float, sigma: float, p: float) -> float:
+    """Eq. (5): the loss of y = ReLU(a x + b + σZ) per feature, x = B·U, Z ~ N(0, 1).
+
+    L = (1 − p) G₂(b, σ) + p ∫₀¹ [G₂(au + b, σ) − 2u G₁(au + b, σ) + u²] du with the Gaussian ReLU
+    moments G₁, G₂ (spec §4); the u-integral is split at the kink u₀ = −b/a.
+    """
+    from scipy.integrate import quad
+    from scipy.stats import norm
+
+    p = float(_prob("p", p))
+    sigma = max(float(sigma), 1e-12)
+
+    def moments(m: float) -> tuple[float, float]:
+        t = m / sigma
+        cdf, pdf = norm.cdf(t), norm.pdf(t)
+        return m * cdf + sigma * pdf, (m * m + sigma * sigma) * cdf + m * sigma * pdf
+
+    def active(u: float) -> float:
+        g1, g2 = moments(a * u + b)
+        return g2 - 2 * u * g1 + u * u
+
+    points = None
+    if a > 0:
+        u0 = -b / a
+        points = [q for q in (u0 - 6 * sigma / a, u0, u0 + 6 * sigma / a) if 0 < q < 1] or None
+    return (1 - p) * moments(b)[1] + p * quad(active, 0, 1, points=points, limit=200)[0]
+
+
+class SymmetricOptimum:
+    """L*(p, r) with its minimiser: ``loss``, ``a`` and ``b`` (the effective bias)."""
+
+    def __init__(self, loss: float, a: float, b: float) -> None:
+        self.loss, self.a, self.b = loss, a, b
+
+
+def optimal_symmetric_loss(p: float, r: float) -> SymmetricOptimum:
+    """Eq. (8): min over a ≥ 0, b of Eq. (5) at σ = a·s(p, r), s² = v(p)(1 − r)/r (Nelder-Mead over
+    (log a, β), b = −a s β, from several starts; spec §9.2)."""
+    from scipy.optimize import minimize
+
+    s = float(np.sqrt(feature_variance(p) * (1 - _prob("r", r)) / r))
+
+    def objective(z: np.ndarray) -> float:
+        a = float(np.exp(z[0]))
+        return symmetric_loss(a, -a * s * z[1], a * s, p)
+
+    starts = [(np.log(0.05), -2.0), (np.log(0.3), 0.5), (0.0, 1.5), (np.log(1.5), 3.0)]
+    best = min((minimize(objective, z0, method="Nelder-Mead",
+                         options=dict(xatol=1e-5, fatol=1e-12, maxiter=1000)) for z0 in starts),
+               key=lambda res: res.fun)
+    a = float(np.exp(best.x[0]))
+    return SymmetricOptimum(float(best.fun), a, -a * s * float(best.x[1]))
