@@ -13,7 +13,7 @@ The target: at n ≥ 1024 a step takes at most twice the time of 6·B·n·m at t
 many instances, batching is at least 3× faster than the per-model loop.
 
 Run:  .venv/bin/python bench/train_throughput.py [--steps 20] [--threads 2] [--many 8]
-Per-step times are differences of two runs (S and 2S steps), so set-up costs cancel.
+Per-step times are the fastest of three timed runs after a warm-up run.
 """
 import argparse
 import math
@@ -37,15 +37,16 @@ def matmul_peak(seconds: float = 1.0) -> float:
     return 2 * 2048 ** 3 / best / 1e9
 
 
-def per_step(run, steps: int) -> float:
-    """Seconds per step of ``run(n_steps)``, from the difference of runs of S and 2S steps."""
-    run(2)  # warm-up
-    t0 = time.perf_counter()
-    run(steps)
-    t1 = time.perf_counter()
-    run(2 * steps)
-    t2 = time.perf_counter()
-    return max((t2 - t1) - (t1 - t0), 1e-9) / steps
+def per_step(run, steps: int, repeats: int = 3) -> float:
+    """Seconds per step of ``run(n_steps)``: the fastest of ``repeats`` timed runs of ``steps`` steps
+    after a warm-up run (set-up, the parameters' initialisation, is under 1 % of a run)."""
+    run(2)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run(steps)
+        times.append(time.perf_counter() - t0)
+    return min(times) / steps
 
 
 def batched(n: int, k: int):
