@@ -250,6 +250,15 @@ def _fit_sample(n_features: int, feature_prob: float, n_fit: int,
                                           _chunk(n_features))))
 
 
+def _check_fit(n_fit: int, n_eval: int, feature_prob: float, a0: float) -> None:
+    """The arguments shared by ``fit_readout`` and ``fit_rug``."""
+    checks.positive_int("n_fit", n_fit)
+    checks.positive_int("n_eval", n_eval)
+    checks.unit_interval("feature_prob", feature_prob)
+    if not a0 > 0:
+        raise ValueError(f"a0 must be > 0, got {a0!r}")
+
+
 def fit_readout(linear_map: LinearMap, n_features: int, feature_prob: float, *, a0: float,
                 bias0: float, n_fit: int, n_eval: int, generator: torch.Generator) -> ReadoutFit:
     """Fit (a, shift) of y = ReLU(a (z + shift)), z = linear_map(x), then evaluate on fresh data.
@@ -259,11 +268,7 @@ def fit_readout(linear_map: LinearMap, n_features: int, feature_prob: float, *, 
     (log a, shift) on ``n_fit`` samples, then the loss on ``n_eval`` fresh samples.
     linear_map: (batch, n) → (batch, n).
     """
-    checks.positive_int("n_fit", n_fit)
-    checks.positive_int("n_eval", n_eval)
-    checks.unit_interval("feature_prob", feature_prob)
-    if not a0 > 0:
-        raise ValueError(f"a0 must be > 0, got {a0!r}")
+    _check_fit(n_fit, n_eval, feature_prob, a0)
     x = _fit_sample(n_features, feature_prob, n_fit, generator)
     a, shift, fit_loss = _fit_on_sample(linear_map(x), x, a0, bias0)
     loss = _evaluate(linear_map, a, shift, n_features, feature_prob, n_eval, generator)
@@ -292,11 +297,7 @@ def fit_rug(n_features: int, d_hidden: int, feature_prob: float, *, a0: float, b
     fit (a, shift) on that sample and evaluate on ``n_eval`` fresh samples. ``exclude_constant``:
     see ``choose_rows``."""
     checks.positive_int("n_tries", n_tries)
-    checks.positive_int("n_fit", n_fit)
-    checks.positive_int("n_eval", n_eval)
-    checks.unit_interval("feature_prob", feature_prob)
-    if not a0 > 0:
-        raise ValueError(f"a0 must be > 0, got {a0!r}")
+    _check_fit(n_fit, n_eval, feature_prob, a0)
     x = _fit_sample(n_features, feature_prob, n_fit, generator)
     best = None
     for _ in range(n_tries):
