@@ -1,11 +1,12 @@
-# Two entry points (README): `make book` sets everything up and builds the book at book scale;
-# `make test` sets everything up and runs the whole test suite (what CI runs).
+# Two entry points (README): `make book` sets everything up, executes every chapter at book scale
+# through papermill (toysup/reproduce.py: unchanged chapters are reused) and builds the book from those
+# executions; `make test` sets everything up and runs the whole test suite (what CI runs).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: book test clean
+.PHONY: book test browser clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,15 +15,26 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 book: $(STAMP)
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python -m toysup.reproduce $(ARGS)
 
 # Stage 1: unit tests and every chapter in fast mode through papermill (tests/test_notebooks.py).
-# Stage 2: nbval re-executes each fast-mode chapter cell by cell, while the book is built from those
-# executions (tests/book). One thread per xdist worker: two workers on two cores would oversubscribe.
-test: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --ignore=tests/book tests
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider \
-		--nbval-lax --nbval-current-env --nbval-cell-timeout=300 _build/fast/notebooks tests/book
+# Stage 2: nbval re-executes each fast-mode chapter cell by cell (its scorecard records go to a folder
+# of their own), while the book is built from the stage-1 executions and every page is loaded in
+# headless Chromium (tests/book). One thread per xdist worker: two workers on two cores would
+# oversubscribe. Temporary test files stay under _build/pytest/.
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2
+test: $(STAMP) browser
+	$(PYTEST) --basetemp=$(CURDIR)/_build/pytest/units --ignore=tests/book tests
+	TOYSUP_RECORDS=$(CURDIR)/_build/fast/nbval-records $(PYTEST) --basetemp=$(CURDIR)/_build/pytest/book \
+		--dist loadfile -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
+		_build/fast/notebooks tests/book
+
+# Debian's Chromium and ChromeDriver for the browser test (tests/book), installed when missing.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+			--no-install-recommends chromium chromium-driver; }
 
 clean:
 	rm -rf _build

@@ -1,21 +1,25 @@
-"""Every chapter executed in fast mode through papermill: its Check cells are assertions, so a claim
-that does not reproduce fails here. The executed copies land in _build/fast/notebooks/, where the
-second stage of ``make test`` re-executes them cell by cell with nbval and builds the book from them
-(tests/book/test_book.py).
+"""Every chapter executed in fast mode through papermill (``toysup.reproduce.execute_chapter``): its
+Check cells are scorecard assertions, so a claim that does not reproduce fails here. The executed
+copies land in _build/fast/notebooks/ and their scorecard records in _build/fast/records/, from which
+the second stage of ``make test`` builds the book (tests/book/test_book.py), while nbval re-executes
+each copy cell by cell.
 """
+import json
 from pathlib import Path
 
-import papermill
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-FAST = ROOT / "_build" / "fast"
-CHAPTERS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+from toysup import reproduce
+
+FAST = reproduce.REPO_ROOT / "_build" / "fast"
+CHAPTERS = reproduce.chapters()
 
 
 @pytest.mark.parametrize("notebook", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_chapter_runs_and_checks_pass_in_fast_mode(notebook: Path) -> None:
-    out = FAST / "notebooks" / notebook.name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(notebook, out, parameters={"fast": True}, kernel_name="python3",
-                               cwd=notebook.parent, progress_bar=False)
+    reproduce.execute_chapter(notebook, FAST / "notebooks", {"fast": True}, FAST / "records",
+                              progress=False)
+    record = json.loads((FAST / "records" / f"{notebook.stem}.json").read_text())
+    assert record["mode"] == "fast"
+    assert record["checks"], f"{notebook.stem} recorded no check on the scorecard"
+    assert all(c["status"] in ("pass", "deviation") for c in record["checks"])

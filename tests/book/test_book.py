@@ -1,52 +1,85 @@
-"""The book built from the chapters' fast-mode executions with -W -n --keep-going: no warning, every
-page present, chapter figures and offline math in place. Runs in the second stage of ``make test``,
-after tests/test_notebooks.py has executed every chapter into _build/fast/notebooks/."""
+"""The book built from the chapters' fast-mode executions (``toysup.reproduce``, as ``make book`` builds
+it) with -W -n --keep-going, then every page loaded in headless Chromium with no network: math typeset,
+figures loaded, no traceback or warning, the scorecard listing every chapter. Screenshots of every
+page are saved under _build/fast/screenshots/. Runs in the second stage of ``make test``, after
+tests/test_notebooks.py has executed every chapter into _build/fast/notebooks/.
+"""
+import json
+from html import escape as html_escape
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import yaml
+import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-FAST = ROOT / "_build" / "fast"
-CHAPTERS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+import pagecheck
+from toysup import reproduce
+
+FAST = reproduce.REPO_ROOT / "_build" / "fast"
+CHAPTERS = [nb.stem for nb in reproduce.chapters()]
+PAGES = ["book/intro", *[f"notebooks/{c}" for c in CHAPTERS], "book/scorecard", "book/notation",
+         "book/references", "book/execution"]
 
 
-def _stage_book() -> Path:
-    """A copy of the book's sources whose chapters are the fast-mode executions, set not to re-run."""
-    stage = FAST / "book"
-    if stage.exists():
-        shutil.rmtree(stage)
-    stage.mkdir(parents=True)
-    for name in ("_toc.yml", "book"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, stage / name)
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    config["execute"]["execute_notebooks"] = "off"
-    (stage / "_config.yml").write_text(yaml.safe_dump(config, allow_unicode=True))
-    (stage / "notebooks").mkdir()
+@pytest.fixture(scope="module")
+def html() -> Path:
     for chapter in CHAPTERS:
-        executed = FAST / "notebooks" / chapter.name
-        assert executed.exists(), f"{chapter.name} was not executed: run the chapter tests first"
-        shutil.copy2(executed, stage / "notebooks" / chapter.name)
-    return stage
-
-
-def test_book_builds_without_warnings_and_shows_chapter_figures() -> None:
-    stage = _stage_book()
-    jb = str(Path(sys.executable).parent / "jupyter-book")
-    build = subprocess.run([jb, "build", str(stage), "-W", "-n",
-                            "--keep-going"], capture_output=True, text=True, cwd=stage)
+        assert (FAST / "notebooks" / f"{chapter}.ipynb").exists(), \
+            f"{chapter} was not executed: run the chapter tests (tests/test_notebooks.py) first"
+    stage = reproduce.stage_book(FAST / "notebooks", FAST / "records", FAST / "book")
+    build = reproduce.build_book(stage, FAST / "html")
     assert build.returncode == 0, f"book build failed:\n{build.stdout[-4000:]}\n{build.stderr[-4000:]}"
-    html = stage / "_build" / "html"
+    return FAST / "html"
+
+
+@pytest.fixture(scope="module")
+def browser(html: Path):
+    with pagecheck.serve(html) as base, pagecheck.chromium(FAST / "chromium-profile") as driver:
+        yield driver, base
+
+
+def test_book_serves_math_locally(html: Path) -> None:
     assert (html / "_static" / "mathjax" / "tex-svg.js").stat().st_size > 1_000_000
+    for page in PAGES:
+        text = (html / f"{page}.html").read_text()
+        assert "cdn.jsdelivr" not in text, f"{page}: MathJax would load from a CDN"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_in_chromium(browser, page: str) -> None:
+    driver, base = browser
+    report = pagecheck.inspect(driver, base + page + ".html", FAST / "screenshots" / f"{Path(page).name}.png")
+    found = pagecheck.problems(report, base, needs_figure=page.startswith("notebooks/"))
+    assert not found, f"{page}:\n" + "\n".join(found)
+    if page.startswith("notebooks/"):
+        assert report["math"] > 0, f"{page}: no math on a chapter page"
+    if page == "book/scorecard":
+        linked = {link.split("#")[0].removeprefix(base) for link in report["links"]}
+        missing = [c for c in CHAPTERS if f"notebooks/{c}.html" not in linked]
+        assert not missing, f"the scorecard does not list {missing}"
+
+
+def test_scorecard_page_shows_every_recorded_check(html: Path) -> None:
+    page = (html / "book" / "scorecard.html").read_text()
     for chapter in CHAPTERS:
-        page = (html / "notebooks" / f"{chapter.stem}.html").read_text()
-        figures = page.count("<img ")
-        assert figures >= (4 if chapter.stem == "01_toy_model" else 1), \
-            f"{chapter.stem}: {figures} figures in the rendered page"
-        assert "Traceback" not in page, f"{chapter.stem}: a traceback is rendered"
-        assert "cdn.jsdelivr" not in page, f"{chapter.stem}: MathJax would load from a CDN"
-        if 'class="math' in page:
-            assert "_static/mathjax/tex-svg.js" in page, f"{chapter.stem}: MathJax is not served locally"
+        record = json.loads((FAST / "records" / f"{chapter}.json").read_text())
+        for check in record["checks"]:
+            assert html_escape(check["statement"]) in page, \
+                f"{chapter}: {check['claim']} missing from the scorecard"
+    assert "not executed" not in page
+
+
+def test_page_check_catches_a_missing_figure_and_missing_math(browser, html: Path, tmp_path: Path) -> None:
+    """The browser check itself: a copy of a chapter with its figure files deleted, and one whose
+    MathJax script is gone, must both be reported."""
+    driver, _ = browser
+    broken = tmp_path / "html"
+    shutil.copytree(html, broken)
+    page = broken / "notebooks" / f"{CHAPTERS[0]}.html"
+    for image in (broken / "_images").glob("*.png"):
+        image.unlink()
+    (broken / "_static" / "mathjax" / "tex-svg.js").unlink()
+    with pagecheck.serve(broken) as base:
+        report = pagecheck.inspect(driver, base + f"notebooks/{page.name}")
+        found = pagecheck.problems(report, base, needs_figure=True)
+    assert any("figures that did not load" in line for line in found), found
+    assert any("not typeset" in line for line in found), found

@@ -1,0 +1,225 @@
+"""Run every chapter through papermill and build the book from those executions, in one command.
+
+    python -m toysup.reproduce                          # every chapter at book scale, then the book
+    python -m toysup.reproduce --params my.yaml         # e.g. device: cuda, scale: paper, larger sizes
+    python -m toysup.reproduce --only 02_symmetry 04_activations --force
+
+Layout of one build folder B (default ``_build``; ``--fast`` defaults to ``_build/fast``):
+``B/notebooks/`` the executed chapters, ``B/records/`` their scorecard records (toysup/scorecard.py),
+``B/state.json`` what ran, with its key, time and outcome, ``B/stage/`` the book's sources with the
+executed chapters in place and execution switched off, ``B/html/`` the rendered book.
+
+A chapter is skipped when its key — the SHA-256 of the notebook file, its parameters, every toysup
+source file and the torch version — matches its last successful run; ``--force`` reruns it. A failed
+check stops the run with the chapter's name (``--keep-going``: run the rest, build the book, which then
+shows the failure red on its scorecard, and still exit non-zero).
+
+Parameter file (YAML): ``all:`` applies to every chapter, a chapter's file stem to that chapter only::
+
+    all: {device: cuda, scale: paper}
+    02_symmetry: {trend_sizes: [256, 512, 1024, 2048, 4096, 8192]}
+"""
+import argparse
+import ast
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import papermill
+import torch
+import yaml
+
+from toysup.cache import source_digest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO_ROOT / "notebooks"
+
+
+def chapters() -> list[Path]:
+    """Every chapter notebook, in book order."""
+    return sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+def chapter_parameters(notebook: Path) -> list[str]:
+    """Names assigned in the notebook's cell tagged ``parameters``."""
+    cells = json.loads(notebook.read_text())["cells"]
+    for cell in cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            tree = ast.parse("".join(cell["source"]))
+            return [t.id for node in tree.body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)]
+    raise ValueError(f"{notebook.name} has no cell tagged 'parameters'")
+
+
+def chapter_params(notebook: Path, spec: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of one chapter from a parameter file's ``all`` and ``<stem>`` sections."""
+    params = {**spec.get("all", {}), **spec.get(notebook.stem, {})}
+    unknown = set(params) - set(chapter_parameters(notebook))
+    if unknown:
+        raise ValueError(f"{notebook.stem} has no parameter(s) {sorted(unknown)}; it has "
+                         f"{chapter_parameters(notebook)}")
+    return params
+
+
+def load_spec(path: Path | None, *, fast: bool) -> dict[str, dict[str, Any]]:
+    """A parameter file as {section: {name: value}}; ``fast`` adds fast=True for every chapter."""
+    spec = yaml.safe_load(path.read_text()) if path else {}
+    spec = spec or {}
+    if not isinstance(spec, dict) or not all(isinstance(v, dict) for v in spec.values()):
+        raise ValueError(f"parameter file {path} must map 'all' or chapter names to parameter mappings")
+    known = {"all"} | {nb.stem for nb in chapters()}
+    unknown = set(spec) - known
+    if unknown:
+        raise ValueError(f"parameter file {path}: unknown section(s) {sorted(unknown)}; "
+                         f"allowed: {sorted(known)}")
+    if fast:
+        spec["all"] = {**spec.get("all", {}), "fast": True}
+    return spec
+
+
+def chapter_key(notebook: Path, params: dict[str, Any]) -> str:
+    """SHA-256 of everything an execution depends on: notebook, parameters, toysup, torch."""
+    digest = hashlib.sha256(notebook.read_bytes())
+    digest.update(json.dumps(params, sort_keys=True).encode())
+    digest.update(source_digest().encode())
+    digest.update(torch.__version__.encode())
+    return digest.hexdigest()
+
+
+def execute_chapter(notebook: Path, out_dir: Path, params: dict[str, Any], records: Path, *,
+                    progress: bool = True) -> None:
+    """Execute one chapter with papermill into ``out_dir``, its scorecard records into ``records``.
+
+    Raises papermill.PapermillExecutionError when a cell fails (a failed check included); the
+    executed notebook, with the error, is written all the same.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["TOYSUP_RECORDS"] = str(records)     # inherited by the kernel papermill starts
+    papermill.execute_notebook(notebook, out_dir / notebook.name, parameters=params,
+                               kernel_name="python3", cwd=notebook.parent, progress_bar=progress)
+
+
+def stage_book(executed: Path, records: Path, stage: Path, state: Path | None = None) -> Path:
+    """A copy of the book's sources whose chapters are the executions in ``executed``, with
+    notebook execution off, the scorecard reading ``records`` and the execution page ``state``
+    (a ``state.json`` of ``reproduce``; None: no wall times)."""
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    shutil.copy2(REPO_ROOT / "_toc.yml", stage / "_toc.yml")
+    shutil.copytree(REPO_ROOT / "book", stage / "book")
+    config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
+    config["execute"]["execute_notebooks"] = "off"
+    config["sphinx"]["config"]["scorecard_records"] = str(records.resolve())
+    config["sphinx"]["config"]["scorecard_state"] = str(state.resolve()) if state else ""
+    (stage / "_config.yml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    (stage / "notebooks").mkdir()
+    for notebook in chapters():
+        done = executed / notebook.name
+        if not done.exists():
+            raise FileNotFoundError(f"{notebook.stem} has no execution in {executed}")
+        shutil.copy2(done, stage / "notebooks" / notebook.name)
+    return stage
+
+
+def build_book(stage: Path, html: Path) -> subprocess.CompletedProcess:
+    """``jupyter-book build -W -n --keep-going`` of a staged book; the pages end up in ``html``."""
+    jb = Path(sys.executable).parent / "jupyter-book"
+    build = subprocess.run([str(jb), "build", str(stage), "-W", "-n", "--keep-going"],
+                           capture_output=True, text=True, cwd=stage)
+    if build.returncode == 0:
+        if html.exists():
+            shutil.rmtree(html)
+        (stage / "_build" / "html").rename(html)
+    return build
+
+
+def reproduce(out: Path, spec: dict[str, dict[str, Any]], *, only: list[str] | None = None,
+              force: bool = False, keep_going: bool = False, build: bool = True) -> int:
+    """Execute the chapters (skipping unchanged ones), then build the book. Returns an exit code."""
+    selected = [nb for nb in chapters() if not only or nb.stem in only]
+    if only and len(selected) != len(set(only)):
+        known = [nb.stem for nb in chapters()]
+        raise ValueError(f"--only names unknown chapter(s) {sorted(set(only) - set(known))}; known: {known}")
+    plan = {nb: chapter_params(nb, spec) for nb in selected}    # every parameter checked before running
+    state_file = out / "state.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    executed, records = out / "notebooks", out / "records"
+    failed, start = [], time.perf_counter()
+    for i, (notebook, params) in enumerate(plan.items(), 1):
+        key = chapter_key(notebook, params)
+        last = state.get(notebook.stem, {})
+        cached = (not force and last.get("key") == key and last.get("status") == "pass"
+                  and (executed / notebook.name).exists() and (records / f"{notebook.stem}.json").exists())
+        print(f"[{i}/{len(plan)}] {notebook.stem} {json.dumps(params)}", flush=True)
+        if cached:
+            print(f"    unchanged since its run of {last['seconds']:.0f} s (key {key[:12]}): "
+                  f"reusing {executed / notebook.name}; --force reruns it", flush=True)
+            last["reused"] = True
+            continue
+        tic = time.perf_counter()
+        try:
+            execute_chapter(notebook, executed, params, records)
+            status, error = "pass", ""
+        except papermill.PapermillExecutionError as err:
+            status, error = "fail", f"{err.ename}: {err.evalue}"
+        seconds = time.perf_counter() - tic
+        state[notebook.stem] = {"key": key, "seconds": seconds, "status": status, "error": error,
+                                "params": params, "reused": False}
+        out.mkdir(parents=True, exist_ok=True)
+        state_file.write_text(json.dumps(state, indent=1))
+        print(f"    {status} in {seconds:.1f} s{'  ' + error if error else ''}", flush=True)
+        if status == "fail":
+            failed.append(notebook.stem)
+            if not keep_going:
+                break
+    total = time.perf_counter() - start
+    print("\nchapter                          seconds  outcome")
+    for notebook in plan:
+        row = state.get(notebook.stem)
+        if row:
+            print(f"{notebook.stem:32s} {row['seconds']:7.1f}  "
+                  f"{row['status']}{' (reused)' if row.get('reused') else ''}")
+    print(f"total wall time of this run: {total:.1f} s")
+    if failed and not keep_going:
+        print(f"FAILED: chapter {failed[0]}: {state[failed[0]]['error']}", file=sys.stderr)
+        return 1
+    if build:
+        tic = time.perf_counter()
+        result = build_book(stage_book(executed, records, out / "stage", state_file), out / "html")
+        if result.returncode != 0:
+            print(result.stdout[-4000:], result.stderr[-4000:], sep="\n", file=sys.stderr)
+            print("FAILED: the book build (jupyter-book -W -n)", file=sys.stderr)
+            return 1
+        print(f"book built in {time.perf_counter() - tic:.1f} s: {out / 'html' / 'index.html'}")
+    if failed:
+        print(f"FAILED: chapter(s) {', '.join(failed)}; see the scorecard page", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m toysup.reproduce", description=__doc__.split("\n")[0])
+    parser.add_argument("--params", type=Path, help="YAML parameter file (see the module docstring)")
+    parser.add_argument("--fast", action="store_true", help="CI sizes (fast=True in every chapter)")
+    parser.add_argument("--only", nargs="+", metavar="CHAPTER", help="file stems of the chapters to run")
+    parser.add_argument("--force", action="store_true", help="rerun chapters even if unchanged")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="after a failed chapter run the rest and build the book anyway")
+    parser.add_argument("--no-build", action="store_true", help="execute the chapters only")
+    parser.add_argument("--out", type=Path, help="build folder (default _build, or _build/fast)")
+    args = parser.parse_args(argv)
+    out = args.out or REPO_ROOT / "_build" / ("fast" if args.fast else "")
+    spec = load_spec(args.params, fast=args.fast)
+    return reproduce(out.resolve(), spec, only=args.only, force=args.force,
+                     keep_going=args.keep_going, build=not args.no_build)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

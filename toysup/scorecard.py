@@ -1,0 +1,193 @@
+"""The reproduction scorecard: every check of a chapter is recorded and enforced by the same call.
+
+    card = Scorecard("01_toy_model", sizes, seed=seed, device=device)
+    card.between("R2", "mean diagonal of W", s.diag_mean, 1.1, 1.4)
+    card.at_most("R12", "trained linear models on v(1-r): worst |loss/v(1-r) - 1|", dev, 0.03)
+
+Each call prints one line (PASS/FAIL, measured against expected), appends a record to the chapter's
+JSON file and raises AssertionError if the check fails — after writing the record, so a failed claim
+still shows, red, on the book's scorecard page (book/_ext/scorecard.py renders the files). A known
+non-reproduction is recorded with ``deviation``: it is shown as "not reproduced" and asserts nothing.
+
+Record files: ``<records>/<chapter>.json``, one per chapter, rewritten from scratch when a chapter
+creates its Scorecard (so a rerun never keeps a stale check). ``<records>`` is ``$TOYSUP_RECORDS`` if
+set (``toysup.reproduce`` sets it per build), else ``_build/records`` of the repository.
+
+File layout: {"chapter", "mode", "sizes", "seed", "device", "machine", "torch", "started",
+"checks": [{"claim", "statement", "measured", "expected", "tolerance", "status"}, ...]} with status
+"pass", "fail" or "deviation".
+"""
+import json
+import numbers
+import os
+import platform
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STATUSES = ("pass", "fail", "deviation")
+
+
+def records_dir() -> Path:
+    """Where chapters write their records: $TOYSUP_RECORDS (an absolute path: a kernel's working
+    directory is the notebook's folder), else <repository>/_build/records."""
+    env = os.environ.get("TOYSUP_RECORDS")
+    if env and not Path(env).is_absolute():
+        raise ValueError(f"TOYSUP_RECORDS must be an absolute path, got {env!r}")
+    return Path(env) if env else REPO_ROOT / "_build" / "records"
+
+
+def machine(device: str) -> str:
+    """One line naming the hardware a chapter ran on: CPU model and cores, or the CUDA device."""
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return f"GPU {torch.cuda.get_device_name(torch.device(device))}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU {cpu}, {os.cpu_count()} cores"
+
+
+def _show(value: Any) -> str:
+    """Measured and expected values as text: floats to 4 significant digits, strings unchanged."""
+    if isinstance(value, (str, bool, np.bool_)):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    try:
+        return f"{float(value):.4g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _texts(*values: float) -> list[str]:
+    """Values as text, all at full precision where 4 digits would make two different ones equal."""
+    shown = [_show(v) for v in values]
+    floats = [float(v) for v in values]
+    if any(shown[i] == shown[j] and floats[i] != floats[j]
+           for i in range(len(values)) for j in range(i + 1, len(values))):
+        return [repr(f) for f in floats]
+    return shown
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+class Scorecard:
+    """The checks of one chapter execution: printed, recorded to disk and asserted.
+
+    chapter: the notebook's file stem ("01_toy_model"); sizes: the dict from ``chapter.resolve``
+    (its "mode" entry is "fast", "book" or "paper"); seed, device: the chapter's parameters.
+    """
+
+    def __init__(self, chapter: str, sizes: Mapping[str, Any], *, seed: int, device: str = "cpu",
+                 directory: Path | None = None) -> None:
+        if not chapter or "/" in chapter:
+            raise ValueError(f"chapter must be a notebook's file stem like '01_toy_model', got {chapter!r}")
+        if sizes.get("mode") not in ("fast", "book", "paper"):
+            raise ValueError(f"sizes must come from chapter.resolve (mode fast/book/paper), got "
+                             f"mode {sizes.get('mode')!r}")
+        self.path = (directory or records_dir()) / f"{chapter}.json"
+        self.record: dict[str, Any] = {
+            "chapter": chapter, "mode": sizes["mode"],
+            "sizes": _jsonable({k: v for k, v in sizes.items() if k != "mode"}),
+            "seed": _jsonable(seed), "device": str(device), "machine": machine(str(device)),
+            "torch": torch.__version__,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "checks": [],
+        }
+        self._write()
+
+    @property
+    def checks(self) -> list[dict[str, str]]:
+        """The records so far, in order."""
+        return self.record["checks"]
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.record, indent=1, ensure_ascii=False))
+        tmp.replace(self.path)
+
+    def _add(self, claim: str, statement: str, measured: Any, expected: Any, tolerance: str,
+             status: str) -> None:
+        entry = {"claim": claim, "statement": statement, "measured": _show(measured),
+                 "expected": _show(expected), "tolerance": tolerance, "status": status}
+        self.record["checks"].append(entry)
+        self._write()
+        label = {"pass": "PASS", "fail": "FAIL", "deviation": "NOT REPRODUCED"}[status]
+        tol = f" ({tolerance})" if tolerance else ""
+        print(f"{label:5s} {claim} {statement}: measured {entry['measured']}, "
+              f"expected {entry['expected']}{tol}")
+
+    def check(self, claim: str, statement: str, measured: Any, expected: Any, passed: bool, *,
+              tolerance: str = "") -> None:
+        """Record a check whose condition the caller computed; raise AssertionError if not passed.
+
+        claim: the spec's id ("R3b", "§2.4"); statement: the claim in one line; measured, expected:
+        numbers or text; tolerance: how far from ``expected`` still passes, in words ("10 %").
+        """
+        ok = bool(passed)
+        self._add(claim, statement, measured, expected, tolerance, "pass" if ok else "fail")
+        if not ok:
+            raise AssertionError(f"{claim} {statement}: measured {_show(measured)}, expected "
+                                 f"{_show(expected)}{' (' + tolerance + ')' if tolerance else ''}")
+
+    def between(self, claim: str, statement: str, measured: float, low: float, high: float) -> None:
+        """Pass if low <= measured <= high."""
+        shown, low_text, high_text = _texts(measured, low, high)
+        self.check(claim, statement, shown, f"in [{low_text}, {high_text}]", low <= measured <= high)
+
+    def at_most(self, claim: str, statement: str, measured: float, bound: float, *,
+                strict: bool = False) -> None:
+        """Pass if measured <= bound (< with ``strict``)."""
+        shown, bound_text = _texts(measured, bound)
+        self.check(claim, statement, shown, f"{'<' if strict else '<='} {bound_text}",
+                   measured < bound if strict else measured <= bound)
+
+    def at_least(self, claim: str, statement: str, measured: float, bound: float, *,
+                 strict: bool = False) -> None:
+        """Pass if measured >= bound (> with ``strict``)."""
+        shown, bound_text = _texts(measured, bound)
+        self.check(claim, statement, shown, f"{'>' if strict else '>='} {bound_text}",
+                   measured > bound if strict else measured >= bound)
+
+    def close(self, claim: str, statement: str, measured: float, target: float, *,
+              rel: float) -> None:
+        """Pass if |measured / target - 1| <= rel (target must be non-zero)."""
+        if target == 0:
+            raise ValueError("target must be non-zero for a relative tolerance; use at_most on |x|")
+        dev = measured / target - 1
+        self.check(claim, statement, f"{measured:.6g} ({dev:+.2e} relative)", f"{target:.6g}",
+                   abs(dev) <= rel, tolerance=f"within {rel:.3g} relative")
+
+    def deviation(self, claim: str, statement: str, measured: Any, expected: Any, reason: str) -> None:
+        """Record a known non-reproduction (shown as such on the scorecard, asserts nothing).
+
+        reason: one line on why, pointing to the chapter's explanation.
+        """
+        self._add(claim, statement, measured, expected, reason, "deviation")
+
+    def summary(self) -> str:
+        """One line: how many checks passed, and the deviations recorded."""
+        counts = {s: sum(c["status"] == s for c in self.checks) for s in STATUSES}
+        return (f"{self.record['chapter']} ({self.record['mode']}): {counts['pass']} checks pass, "
+                f"{counts['fail']} fail, {counts['deviation']} known deviations recorded in {self.path}")
