@@ -24,6 +24,7 @@ book: $(STAMP)
 # oversubscribe. Temporary test files stay under _build/pytest/.
 PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2
 test: $(STAMP) browser
+	mkdir -p _build/pytest
 	$(PYTEST) --basetemp=$(CURDIR)/_build/pytest/units --ignore=tests/book tests
 	TOYSUP_RECORDS=$(CURDIR)/_build/fast/nbval-records $(PYTEST) --basetemp=$(CURDIR)/_build/pytest/book \
 		--dist loadfile -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
