@@ -24,7 +24,7 @@ const done = arguments[arguments.length - 1];
 const ready = (window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve();
 ready.then(() => {
   const main = document.querySelector('main') || document.body;
-  // the whole page, navigation included (a title with math shows raw TeX in the sidebar)
+  // the whole page, navigation included
   const prose = document.body.cloneNode(true);
   prose.querySelectorAll('pre, code, script, style, mjx-container').forEach(e => e.remove());
   const outputs = [...main.querySelectorAll('.cell_output')].map(e => e.textContent).join('\n');
