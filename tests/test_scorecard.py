@@ -55,6 +55,15 @@ def test_deviation_is_recorded_and_asserts_nothing(tmp_path, capsys):
     assert "1 known deviations" in card.summary()
 
 
+def test_known_deviation_records_a_pass_or_a_deviation_and_never_raises(tmp_path):
+    card = _card(tmp_path)
+    assert card.known_deviation("R9a", "excess within 3 %", 0.02, "<= 0.03", True, reason="small pn")
+    assert not card.known_deviation("R9a", "excess within 3 %", 0.04, "<= 0.03", np.False_, reason="small pn")
+    saved = _saved(tmp_path)["checks"]
+    assert [c["status"] for c in saved] == ["pass", "deviation"]
+    assert saved[1]["tolerance"] == "small pn" and saved[1]["measured"] == "0.04"
+
+
 def test_a_new_execution_starts_an_empty_record(tmp_path):
     _card(tmp_path).at_most("R1", "x", 0.0, 1.0)
     _card(tmp_path)

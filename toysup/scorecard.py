@@ -7,7 +7,8 @@
 Each call prints one line (PASS/FAIL, measured against expected), appends a record to the chapter's
 JSON file and raises AssertionError if the check fails — after writing the record, so a failed claim
 still shows, red, on the book's scorecard page (book/_ext/scorecard.py renders the files). A known
-non-reproduction is recorded with ``deviation``: it is shown as "not reproduced" and asserts nothing.
+non-reproduction is recorded with ``deviation`` (or ``known_deviation``, which records a pass when the
+claim does hold): it is shown as "not reproduced" and asserts nothing.
 
 Record files: ``<records>/<chapter>.json``, one per chapter, rewritten from scratch when a chapter
 creates its Scorecard (so a rerun never keeps a stale check). ``<records>`` is ``$TOYSUP_RECORDS`` if
@@ -185,6 +186,18 @@ class Scorecard:
         reason: one line on why, pointing to the chapter's explanation.
         """
         self._add(claim, statement, measured, expected, reason, "deviation")
+
+    def known_deviation(self, claim: str, statement: str, measured: Any, expected: Any, passed: bool, *,
+                        reason: str) -> bool:
+        """A claim that the chapter shows does not always reproduce at its sizes: recorded as "pass"
+        when ``passed``, else as a deviation with ``reason``; asserts nothing. Returns ``passed``.
+        Pair it with an enforced check of what does hold (a trend, a weaker bound)."""
+        ok = bool(passed)
+        if ok:
+            self._add(claim, statement, measured, expected, "", "pass")
+        else:
+            self.deviation(claim, statement, measured, expected, reason)
+        return ok
 
     def summary(self) -> str:
         """One line: how many checks passed, and the deviations recorded."""
