@@ -69,3 +69,12 @@ def test_unchanged_chapters_are_reused_and_failures_named(tiny, tmp_path, capsys
     record = json.loads((out / "records" / "01_tiny.json").read_text())
     assert record["checks"][0]["status"] == "fail"      # the scorecard shows it red
     assert reproduce.reproduce(out, {"all": {"threshold": 0.5}}, build=False) == 1   # not reused
+
+
+def test_only_on_a_fresh_folder_runs_the_chapter_and_says_why_no_book(tiny, tmp_path, capsys):
+    other = tiny.with_name("02_other.ipynb")
+    other.write_bytes(tiny.read_bytes())
+    out = tmp_path / "build"
+    assert reproduce.reproduce(out, {}, only=["01_tiny"]) == 0
+    assert "book not built: 02_other not yet executed" in capsys.readouterr().out
+    assert (out / "notebooks" / "01_tiny.ipynb").exists() and not (out / "html").exists()

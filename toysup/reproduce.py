@@ -190,7 +190,11 @@ def reproduce(out: Path, spec: dict[str, dict[str, Any]], *, only: list[str] | N
     if failed and not keep_going:
         print(f"FAILED: chapter {failed[0]}: {state[failed[0]]['error']}", file=sys.stderr)
         return 1
-    if build:
+    unexecuted = [nb.stem for nb in chapters() if not (executed / nb.name).exists()]
+    if build and unexecuted:
+        print(f"book not built: {', '.join(unexecuted)} not yet executed in {executed} "
+              "(run once without --only)", flush=True)
+    elif build:
         tic = time.perf_counter()
         result = build_book(stage_book(executed, records, out / "stage", state_file), out / "html")
         if result.returncode != 0:
