@@ -11,7 +11,7 @@ from toysup import reproduce
 TINY = '''from toysup import chapter, scorecard
 sizes = chapter.resolve({"fast": {}, "book": {}}, fast=fast, scale="book", overrides={})
 card = scorecard.Scorecard("01_tiny", sizes, seed=seed, device=device)
-card.at_most("T1", "one is at most the threshold", 1.0, threshold)'''
+card.assert_at_most("T1", "one is at most the threshold", 1.0, threshold)'''
 
 
 @pytest.fixture

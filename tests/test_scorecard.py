@@ -18,11 +18,11 @@ def _saved(tmp_path, chapter="01_toy_model"):
 
 def test_passing_checks_are_printed_and_recorded_with_the_run(tmp_path, capsys):
     card = _card(tmp_path)
-    card.between("R2", "mean diagonal", 1.23, 1.1, 1.4)
-    card.at_most("R12", "worst deviation", 0.008, 0.03)
-    card.at_least("R3a", "fraction falling", 0.9, 0.7)
-    card.close("R7", "table value", 1.0004, 1.0, rel=0.005)
-    card.check("R13", "controls not XOR", "0.66", "> 0.05", True)
+    card.assert_between("R2", "mean diagonal", 1.23, 1.1, 1.4)
+    card.assert_at_most("R12", "worst deviation", 0.008, 0.03)
+    card.assert_at_least("R3a", "fraction falling", 0.9, 0.7)
+    card.assert_close("R7", "table value", 1.0004, 1.0, rel=0.005)
+    card.assert_that("R13", "controls not XOR", "0.66", "> 0.05", True)
     out = capsys.readouterr().out
     assert out.count("PASS") == 5 and "measured 1.23, expected in [1.1, 1.4]" in out
     saved = _saved(tmp_path)
@@ -34,12 +34,12 @@ def test_passing_checks_are_printed_and_recorded_with_the_run(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("method", "args"), [
-    ("between", (1.5, 1.1, 1.4)), ("at_most", (0.04, 0.03)), ("at_least", (0.5, 0.7)),
-    ("close", (1.01, 1.0)), ("at_most", (0.03, 0.03)),
+    ("assert_between", (1.5, 1.1, 1.4)), ("assert_at_most", (0.04, 0.03)), ("assert_at_least", (0.5, 0.7)),
+    ("assert_close", (1.01, 1.0)), ("assert_at_most", (0.03, 0.03)),
 ])
 def test_a_failing_check_is_recorded_before_it_raises(tmp_path, method, args):
     card = _card(tmp_path)
-    kwargs = {"rel": 0.005} if method == "close" else {}
+    kwargs = {"rel": 0.005} if method == "assert_close" else {}
     if args == (0.03, 0.03):
         kwargs = {"strict": True}
     with pytest.raises(AssertionError, match="R9 a claim"):
@@ -65,14 +65,14 @@ def test_known_deviation_records_a_pass_or_a_deviation_and_never_raises(tmp_path
 
 
 def test_a_new_execution_starts_an_empty_record(tmp_path):
-    _card(tmp_path).at_most("R1", "x", 0.0, 1.0)
+    _card(tmp_path).assert_at_most("R1", "x", 0.0, 1.0)
     _card(tmp_path)
     assert _saved(tmp_path)["checks"] == []
 
 
 def test_records_go_where_the_environment_says(tmp_path, monkeypatch):
     monkeypatch.setenv("TOYSUP_RECORDS", str(tmp_path / "r"))
-    scorecard.Scorecard("02_symmetry", SIZES, seed=0).at_most("R4", "spread", 0.01, 0.05)
+    scorecard.Scorecard("02_symmetry", SIZES, seed=0).assert_at_most("R4", "spread", 0.01, 0.05)
     assert _saved(tmp_path / "r", "02_symmetry")["checks"][0]["claim"] == "R4"
     monkeypatch.delenv("TOYSUP_RECORDS")
     assert scorecard.records_dir() == scorecard.REPO_ROOT / "_build" / "records"
@@ -84,20 +84,20 @@ def test_bad_arguments_name_themselves(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         scorecard.Scorecard("01_toy_model", {"n": 1}, seed=0, directory=tmp_path)
     with pytest.raises(ValueError, match="target"):
-        _card(tmp_path).close("R1", "x", 0.1, 0.0, rel=0.1)
+        _card(tmp_path).assert_close("R1", "x", 0.1, 0.0, rel=0.1)
 
 
 def test_values_are_shown_apart_when_rounding_would_hide_a_failure(tmp_path, capsys):
     card = _card(tmp_path)
     with pytest.raises(AssertionError):
-        card.at_most("R1", "x", 0.30004, 0.3)
+        card.assert_at_most("R1", "x", 0.30004, 0.3)
     assert "measured 0.30004, expected <= 0.3" in capsys.readouterr().out
 
 
 def test_numpy_values_are_recorded_readably(tmp_path):
     card = scorecard.Scorecard("01_toy_model", {**SIZES, "widths": np.geomspace(1, 4, 3)},
                                seed=np.int64(2), directory=tmp_path)
-    card.check("R1", "flag", np.True_, True, np.True_)
+    card.assert_that("R1", "flag", np.True_, True, np.True_)
     saved = _saved(tmp_path)
     assert saved["seed"] == 2 and saved["sizes"]["widths"] == [1.0, 2.0, 4.0]
     assert saved["checks"][0]["measured"] == "True"

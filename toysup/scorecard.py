@@ -1,8 +1,8 @@
 """The reproduction scorecard: every check of a chapter is recorded and enforced by the same call.
 
     card = Scorecard("01_toy_model", sizes, seed=seed, device=device)
-    card.between("R2", "mean diagonal of W", s.diag_mean, 1.1, 1.4)
-    card.at_most("R12", "trained linear models on v(1-r): worst |loss/v(1-r) - 1|", dev, 0.03)
+    card.assert_between("R2", "mean diagonal of W", s.diag_mean, 1.1, 1.4)
+    card.assert_at_most("R12", "trained linear models on v(1-r): worst |loss/v(1-r) - 1|", dev, 0.03)
 
 Each call prints one line (PASS/FAIL, measured against expected), appends a record to the chapter's
 JSON file and raises AssertionError if the check fails — after writing the record, so a failed claim
@@ -139,7 +139,7 @@ class Scorecard:
         print(f"{label:5s} {claim} {statement}: measured {entry['measured']}, "
               f"expected {entry['expected']}{tol}")
 
-    def check(self, claim: str, statement: str, measured: Any, expected: Any, passed: bool, *,
+    def assert_that(self, claim: str, statement: str, measured: Any, expected: Any, passed: bool, *,
               tolerance: str = "") -> None:
         """Record a check whose condition the caller computed; raise AssertionError if not passed.
 
@@ -152,32 +152,32 @@ class Scorecard:
             raise AssertionError(f"{claim} {statement}: measured {_show(measured)}, expected "
                                  f"{_show(expected)}{' (' + tolerance + ')' if tolerance else ''}")
 
-    def between(self, claim: str, statement: str, measured: float, low: float, high: float) -> None:
+    def assert_between(self, claim: str, statement: str, measured: float, low: float, high: float) -> None:
         """Pass if low <= measured <= high."""
         shown, low_text, high_text = _texts(measured, low, high)
-        self.check(claim, statement, shown, f"in [{low_text}, {high_text}]", low <= measured <= high)
+        self.assert_that(claim, statement, shown, f"in [{low_text}, {high_text}]", low <= measured <= high)
 
-    def at_most(self, claim: str, statement: str, measured: float, bound: float, *,
+    def assert_at_most(self, claim: str, statement: str, measured: float, bound: float, *,
                 strict: bool = False) -> None:
         """Pass if measured <= bound (< with ``strict``)."""
         shown, bound_text = _texts(measured, bound)
-        self.check(claim, statement, shown, f"{'<' if strict else '<='} {bound_text}",
+        self.assert_that(claim, statement, shown, f"{'<' if strict else '<='} {bound_text}",
                    measured < bound if strict else measured <= bound)
 
-    def at_least(self, claim: str, statement: str, measured: float, bound: float, *,
+    def assert_at_least(self, claim: str, statement: str, measured: float, bound: float, *,
                  strict: bool = False) -> None:
         """Pass if measured >= bound (> with ``strict``)."""
         shown, bound_text = _texts(measured, bound)
-        self.check(claim, statement, shown, f"{'>' if strict else '>='} {bound_text}",
+        self.assert_that(claim, statement, shown, f"{'>' if strict else '>='} {bound_text}",
                    measured > bound if strict else measured >= bound)
 
-    def close(self, claim: str, statement: str, measured: float, target: float, *,
+    def assert_close(self, claim: str, statement: str, measured: float, target: float, *,
               rel: float) -> None:
         """Pass if |measured / target - 1| <= rel (target must be non-zero)."""
         if target == 0:
             raise ValueError("target must be non-zero for a relative tolerance; use at_most on |x|")
         dev = measured / target - 1
-        self.check(claim, statement, f"{measured:.6g} ({dev:+.2e} relative)", f"{target:.6g}",
+        self.assert_that(claim, statement, f"{measured:.6g} ({dev:+.2e} relative)", f"{target:.6g}",
                    abs(dev) <= rel, tolerance=f"within {rel:.3g} relative")
 
     def deviation(self, claim: str, statement: str, measured: Any, expected: Any, reason: str) -> None:
