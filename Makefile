@@ -1,5 +1,5 @@
 # Two entry points (README): `make book` sets everything up, executes every chapter at book scale
-# through papermill (toysup/reproduce.py: unchanged chapters are reused) and builds the book from those
+# through papermill (toysup/book/reproduce.py: unchanged chapters are reused) and builds the book from those
 # executions; `make test` sets everything up and runs the whole test suite (what CI runs).
 PYTHON ?= python3
 VENV   := .venv
@@ -15,7 +15,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 book: $(STAMP)
-	$(BIN)/python -m toysup.reproduce $(ARGS)
+	$(BIN)/python -m toysup.book.reproduce $(ARGS)
 
 # Stage 1: unit tests and every chapter in fast mode through papermill (tests/test_notebooks.py).
 # Stage 2: nbval re-executes each fast-mode chapter cell by cell (its scorecard records go to a folder

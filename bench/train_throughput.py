@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from toysup import model, train
+from toysup.persian_rug import model, train
 
 P, RATIO, BATCH = 0.045, 0.25, 1024
 
@@ -50,13 +50,13 @@ def per_step(run, steps: int, repeats: int = 3) -> float:
 
 
 def batched(n: int, k: int):
-    cfg = model.AutoencoderConfig(n, n // 4, k)
+    cfg = model.AutoencoderConfig(n, model.hidden_width(n, RATIO), k)
     return lambda steps: train.fit(cfg, P, train.TrainConfig(n_steps=steps, batch=BATCH), seed=0,
                                    progress=False)
 
 
 def loop(n: int, k: int):
-    cfg = model.AutoencoderConfig(n, n // 4, 1)
+    cfg = model.AutoencoderConfig(n, model.hidden_width(n, RATIO), 1)
 
     def run(steps: int) -> None:
         for i in range(k):
@@ -65,7 +65,7 @@ def loop(n: int, k: int):
 
 
 def reference(n: int, k: int):
-    m = n // 4
+    m = model.hidden_width(n, RATIO)
 
     def run(steps: int) -> None:
         for i in range(k):
@@ -104,7 +104,7 @@ def main() -> None:
             t_batched = per_step(batched(n, k), args.steps) / k
             t_loop = t_batched if k == 1 else per_step(loop(n, k), args.steps) / k
             t_ref = per_step(reference(n, 1), args.steps)
-            dense = 6 * BATCH * n * (n // 4)
+            dense = 6 * BATCH * n * model.hidden_width(n, RATIO)
             print(f"{n:>5} {k:>3} {1e3 * t_batched:>9.2f} {1e3 * t_loop:>9.2f} {1e3 * t_ref:>10.2f} "
                   f"{dense / t_batched / 1e9:>8.1f} {t_batched / (dense / (peak * 1e9)):>15.2f} "
                   f"{t_loop / t_batched:>13.2f} {t_ref / t_batched:>18.2f}")

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from toysup import activations, data, evaluate, model, train
+from toysup.persian_rug import activations, data, evaluate, model, train
 
 CPU = torch.device("cpu")
 PROBS = [0.05, 0.3, 1.0]

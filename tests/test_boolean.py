@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from toysup import boolean, uand
+from toysup.cis import boolean, uand
 
 
 def test_mobius_coefficients_of_known_functions():
@@ -99,3 +99,13 @@ def test_function_readout_is_linear_in_the_and_readouts():
 def test_bad_parameters_raise_value_error_naming_them(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_multilinear_form_and_function_table():
+    assert boolean.multilinear_form("XOR") == "XOR = +1·x1 +1·x2 -2·x1x2"
+    with pytest.raises(ValueError, match="name"):
+        boolean.multilinear_form("NAND")
+    funcs = boolean.evaluate_functions(200, 400, ["OR"], n_active=3, n_shared=10, n_inputs=20)
+    table = boolean.function_table(funcs).loc["OR"]
+    assert table.index.tolist() == ["00", "01", "10", "11"]
+    assert table["target"].tolist() == [0, 1, 1, 1] and (table["n"] > 0).all()

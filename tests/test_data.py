@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from toysup import data
+from toysup.persian_rug import data
 
 CPU = torch.device("cpu")
 
@@ -78,3 +78,12 @@ def test_bad_parameters_are_named(kwargs, match):
 def test_one_generator_per_instance_is_required():
     with pytest.raises(ValueError, match="generators"):
         data.sample_sparse(torch.tensor([0.1, 0.2]), 8, 4, data.make_generators([0], CPU))
+
+
+def test_instance_probs_spreads_one_value_and_checks_the_count():
+    assert data.instance_probs(0.1, 3).tolist() == [0.1, 0.1, 0.1]
+    assert data.instance_probs([0.1, 0.2], 2).dtype == torch.float64
+    with pytest.raises(ValueError, match="n_instances=3"):
+        data.instance_probs([0.1, 0.2], 3)
+    with pytest.raises(ValueError, match="feature_prob"):
+        data.instance_probs(1.5, 1)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from toysup import deep_circuits as dc
+from toysup.cis import deep_circuits as dc, uand
 
 
 def _small(seed=1, depth=4, gate_prob=0.2):
@@ -12,23 +12,23 @@ def _small(seed=1, depth=4, gate_prob=0.2):
     return circuit, dc.DeepConfig(d_or=60, d_and=80, n_shared=6)
 
 
-@pytest.mark.parametrize("variant", dc.VARIANTS)
-def test_factored_forward_equals_explicit_mlp(variant):
+@pytest.mark.parametrize("network", dc.NETWORKS)
+def test_factored_forward_equals_explicit_mlp(network):
     """Spec §9.12: the factored code is a genuine ReLU MLP with fixed weights."""
     circuit, config = _small()
     x0, _ = dc.sparse_inputs(circuit, 20, 2, generator=torch.Generator().manual_seed(0))
-    fact, _ = dc.run_network(circuit, config, x0, variant=variant, dtype=torch.float64)
-    Ws, bs, Rs = dc.explicit_mlp(circuit, config, variant=variant)
+    fact, _ = dc.run_network(circuit, config, x0, network=network, dtype=torch.float64)
+    Ws, bs, Rs = dc.explicit_mlp(circuit, config, network=network)
     expl = dc.explicit_forward(Ws, bs, Rs, x0)
     torch.testing.assert_close(fact, expl, rtol=1e-9, atol=1e-9)
-    hidden = 2 * (60 + 80) if variant == "ec" else 60 + 80
+    hidden = 2 * (60 + 80) if network == "ec" else 60 + 80
     assert Ws[0].shape == (hidden, 30) and Ws[1].shape == (hidden, hidden)
 
 
 def test_circuit_gates_and_partner_differs():
     circuit, _ = _small(depth=3)
     assert (circuit.partner != circuit.perm).all()
-    x0 = dc.sample_exactly_s(50, 30, 3, torch.Generator().manual_seed(0))
+    x0 = uand.sample_exactly_s(50, 30, 3, torch.Generator().manual_seed(0))
     g = dc.evaluate_circuit(circuit, x0)
     l = 1
     a, b = g[l][:, circuit.perm[l]], g[l][:, circuit.partner[l]]
@@ -70,8 +70,11 @@ def test_capacity_fit_recovers_exact_power_law():
     import pandas as pd
     rows = [{"m": m, "d": d, "var": 0.01 * m / d ** 1.5} for m in (100, 400) for d in (1000, 4000)]
     fit = dc.capacity_fit(pd.DataFrame(rows), 0.1)
-    assert abs(fit["slope_m"] - 1) < 1e-9 and abs(fit["slope_d"] + 1.5) < 1e-9
-    assert abs(fit["slope_mmax"] - 1.5) < 1e-9
+    assert abs(fit.slope_m - 1) < 1e-9 and abs(fit.slope_d + 1.5) < 1e-9
+    assert abs(fit.m_max_law.slope - 1.5) < 1e-9
+    # sigma^2 = 0.01 m / d^1.5 = 0.1^2  <=>  m = d^1.5
+    assert fit.d.tolist() == [1000, 4000]
+    assert fit.m_max == pytest.approx(fit.d ** 1.5, rel=1e-9)
 
 
 def test_bad_parameters_raise():
@@ -84,10 +87,10 @@ def test_bad_parameters_raise():
         dc.DeepConfig(d_or=10, d_and=10, n_shared=2, margin=0.5)
     with pytest.raises(ValueError, match="n_shared"):
         dc.DeepConfig(d_or=10, d_and=10, n_shared=20)
-    with pytest.raises(ValueError, match="variant"):
+    with pytest.raises(ValueError, match="network"):
         dc.DeepConfig(d_or=10, d_and=10, n_shared=2).thresholds("ecc")
     with pytest.raises(ValueError, match="n_active"):
-        dc.sample_exactly_s(3, 5, 6, g)
+        uand.sample_exactly_s(3, 5, 6, g)
     circuit, config = _small()
     with pytest.raises(ValueError, match="max_hidden"):
         dc.explicit_mlp(circuit, config, max_hidden=10)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from toysup import data, evaluate, model, theory
+from toysup.persian_rug import data, evaluate, model, theory
 
 
 def _constant_model(k: int, n: int, bias: float) -> model.AutoencoderParams:
@@ -42,3 +42,27 @@ def test_bad_arguments_are_named():
         evaluate.expected_loss(params, 0.1, n_samples=1)
     with pytest.raises(ValueError, match="feature_prob"):
         evaluate.expected_loss(params, [0.1, 0.2, 0.3])
+
+
+def test_accumulator_in_chunks_matches_mean_and_standard_error_of_all_samples():
+    values = torch.rand(3, 1000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    acc = evaluate.LossAccumulator(3)
+    for chunk in values.split(300, dim=1):
+        acc.add(chunk)
+    assert acc.count == 1000
+    torch.testing.assert_close(acc.mean(), values.mean(dim=1), rtol=1e-12, atol=0)
+    torch.testing.assert_close(acc.stderr(), values.std(dim=1) / 1000 ** 0.5, rtol=1e-9, atol=0)
+    one = evaluate.LossAccumulator(1)
+    one.add(torch.ones(1, 1))
+    assert torch.isnan(one.stderr()).all()
+    with pytest.raises(ValueError, match="per_sample"):
+        acc.add(torch.zeros(2, 5))
+
+
+def test_loss_change_of_a_model_against_itself_is_exactly_zero():
+    params = _constant_model(2, 8, 0.1)
+    change = evaluate.loss_change(params, params, [0.1, 0.3], n_samples=2000)
+    assert (change.delta == 0).all() and (change.delta_stderr == 0).all()
+    loss, se = evaluate.expected_loss(params, [0.1, 0.3], n_samples=2000, batch=2048)
+    torch.testing.assert_close(change.before.float(), loss)
+    torch.testing.assert_close(change.stderr.float(), se)

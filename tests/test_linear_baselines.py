@@ -1,6 +1,6 @@
 import pytest
 
-from toysup import theory
+from toysup.persian_rug import theory
 
 
 def test_reference_losses():
@@ -16,7 +16,8 @@ def test_authors_formula_differs_where_the_spec_says():
 
 
 @pytest.mark.parametrize(("call", "match"), [
-    (lambda: theory.feature_variance(0.0), "p must"), (lambda: theory.linear_loss(0.1, 1.2), "r must"),
+    (lambda: theory.feature_variance(0.0), "feature_prob must"),
+    (lambda: theory.linear_loss(0.1, 1.2), "ratio must"),
     (lambda: theory.linear_loss_authors_code(0.1, 10, 20), "d_hidden"),
 ])
 def test_bad_arguments_are_named(call, match):

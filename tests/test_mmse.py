@@ -3,11 +3,10 @@ import math
 import numpy as np
 import pytest
 
-from toysup import mmse
+from toysup.persian_rug import mmse, theory
 
 
-def v(p):
-    return p / 3 - p * p / 4
+v = theory.feature_variance
 
 
 @pytest.mark.parametrize("p", [1e-4, 0.01, 0.1, 0.5, 1.0])
@@ -45,7 +44,7 @@ ALONG_KAPPA = {0.5: [0.868, 0.914, 0.937, 0.951], 1.0: [0.616, 0.637, 0.637, 0.6
 
 @pytest.mark.parametrize(("p", "jump", "bound"), FIXED_R)
 def test_spec_table_at_fixed_r(p, jump, bound):
-    s = mmse.min_noise_std(p, 0.1)
+    s = theory.min_interference_std(p, 0.1)
     assert mmse.mmse(p, s) == pytest.approx(bound, rel=0.02)
     assert mmse.optimal_jumprelu(p, s).loss == pytest.approx(jump, rel=0.02)
 
@@ -54,7 +53,7 @@ def test_spec_table_at_fixed_r(p, jump, bound):
 def test_spec_table_along_r_proportional_to_p_log_p(kappa):
     for p, expected in zip([1e-2, 1e-3, 1e-4, 1e-5], ALONG_KAPPA[kappa]):
         r = kappa * p * math.log(1 / p)
-        assert mmse.mmse_bound(p, r) / (p / 3) == pytest.approx(expected, rel=0.02)
+        assert mmse.mmse(p, theory.min_interference_std(p, r)) / (p / 3) == pytest.approx(expected, rel=0.02)
 
 
 def test_jumprelu_limits_and_bound():
@@ -77,9 +76,10 @@ def test_row_bound_interpolates_and_treats_dead_rows_as_unread():
 
 
 @pytest.mark.parametrize(("call", "match"), [
-    (lambda: mmse.mmse(0.0, 0.1), "p"),
-    (lambda: mmse.mmse(0.1, 0.0), "s"),
-    (lambda: mmse.min_noise_std(0.1, 1.5), "r"),
+    (lambda: mmse.mmse(0.0, 0.1), "feature_prob"),
+    (lambda: mmse.mmse(0.1, 0.0), "noise_std"),
+    (lambda: mmse.optimal_jumprelu(0.1, -1.0), "noise_std"),
+    (lambda: mmse.row_bound(1.5, np.ones(3), np.ones(3)), "feature_prob"),
     (lambda: mmse.row_bound(0.1, np.ones(3), np.ones(2)), "same shape"),
 ])
 def test_bad_arguments_are_named(call, match):

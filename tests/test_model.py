@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from toysup import data, model
+from toysup.persian_rug import data, model
 
 CPU = torch.device("cpu")
 
@@ -83,3 +83,24 @@ def test_forward_rejects_wrong_shapes():
     _, params, _ = _setup(False, "relu")
     with pytest.raises(ValueError, match="x must have shape"):
         model.forward(params, torch.zeros(5, 2, 40))
+
+
+@pytest.mark.parametrize(("n", "ratio", "expected"), [
+    (512, 0.25, 128),     # exact
+    (64, 0.1, 6),         # 6.4 rounds down
+    (2048, 0.1, 205),     # 204.8 rounds up (it rounds, it does not floor)
+    (10, 0.25, 2),        # 2.5: ties to even
+    (64, 0.001, 1),       # never below one unit
+    (64, 1.0, 64),
+])
+def test_hidden_width_rounds_r_times_n_into_one_to_n(n, ratio, expected):
+    m = model.hidden_width(n, ratio)
+    assert m == expected and isinstance(m, int)
+    model.AutoencoderConfig(n, m)                  # always a valid width
+
+
+@pytest.mark.parametrize(("args", "match"), [((64, 0.0), "ratio"), ((64, 1.5), "ratio"),
+                                             ((0, 0.5), "n_features")])
+def test_hidden_width_names_bad_arguments(args, match):
+    with pytest.raises(ValueError, match=match):
+        model.hidden_width(*args)

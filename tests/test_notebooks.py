@@ -1,4 +1,4 @@
-"""Every chapter executed in fast mode through papermill (``toysup.reproduce.execute_chapter``): its
+"""Every chapter executed in fast mode through papermill (``toysup.book.reproduce.execute_chapter``): its
 Check cells are scorecard assertions, so a claim that does not reproduce fails here. The executed
 copies land in _build/fast/notebooks/ and their scorecard records in _build/fast/records/, from which
 the second stage of ``make test`` builds the book (tests/book/test_book.py), while nbval re-executes
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from toysup import reproduce
+from toysup import paths
+from toysup.book import reproduce
 
-FAST = reproduce.REPO_ROOT / "_build" / "fast"
+FAST = paths.BUILD / "fast"
 CHAPTERS = reproduce.chapters()
 
 

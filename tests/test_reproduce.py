@@ -1,4 +1,4 @@
-"""toysup.reproduce: parameters checked before anything runs, unchanged chapters reused, a change in
+"""toysup.book.reproduce: parameters checked before anything runs, unchanged chapters reused, a change in
 the notebook or its parameters rerun, a failed check named. The end-to-end tests use a one-cell
 chapter in a temporary notebooks folder (each execution starts a kernel: a few seconds)."""
 import json
@@ -6,10 +6,11 @@ import json
 import nbformat
 import pytest
 
-from toysup import reproduce
+from toysup import paths
+from toysup.book import reproduce, scorecard
 
-TINY = '''from toysup import chapter, scorecard
-sizes = chapter.resolve({"fast": {}, "book": {}}, fast=fast, scale="book", overrides={})
+TINY = '''from toysup.book import chapter, scorecard
+sizes = chapter.resolve(globals(), fast=fast, scale="book")
 card = scorecard.Scorecard("01_tiny", sizes, seed=seed, device=device)
 card.assert_at_most("T1", "one is at most the threshold", 1.0, threshold)'''
 
@@ -45,30 +46,85 @@ def test_parameters_and_sections_are_checked(tiny, tmp_path):
     assert reproduce.load_spec(None, fast=True) == {"all": {"fast": True}}
 
 
-def test_key_follows_notebook_and_parameters(tiny):
+def test_key_follows_notebook_parameters_versions_and_requirements(tiny, tmp_path, monkeypatch):
     key = reproduce.chapter_key(tiny, {"seed": 0})
     assert reproduce.chapter_key(tiny, {"seed": 0}) == key
     assert reproduce.chapter_key(tiny, {"seed": 1}) != key
+    pinned = tmp_path / "requirements.txt"
+    pinned.write_bytes(reproduce.REQUIREMENTS.read_bytes())
+    with monkeypatch.context() as patch:
+        patch.setattr(reproduce, "REQUIREMENTS", pinned)
+        assert reproduce.chapter_key(tiny, {"seed": 0}) == key
+        pinned.write_text(pinned.read_text().replace("scipy==", "scipy==0.0.0; # was "))
+        assert reproduce.chapter_key(tiny, {"seed": 0}) != key
+    with monkeypatch.context() as patch:
+        patch.setattr(reproduce, "versions", lambda: {**paths.versions(), "scipy": "0.0.0"})
+        assert reproduce.chapter_key(tiny, {"seed": 0}) != key
+    assert reproduce.chapter_key(tiny, {"seed": 0}) == key
+    assert set(paths.versions()) == {"python", "numpy", "scipy", "pandas", "matplotlib", "torch"}
     tiny.write_text(tiny.read_text().replace("threshold = 2.0", "threshold = 2.5"))
     assert reproduce.chapter_key(tiny, {"seed": 0}) != key
 
 
-def test_unchanged_chapters_are_reused_and_failures_named(tiny, tmp_path, capsys):
+def test_unchanged_chapters_are_reused_and_failures_named(tiny, tmp_path, capfd):
     out = tmp_path / "build"
     assert reproduce.reproduce(out, {}, build=False) == 0
+    assert "eavesdropping" not in capfd.readouterr().err       # the kernel's traffic is encrypted
     first = json.loads((out / "state.json").read_text())["01_tiny"]
     assert first["status"] == "pass"
-    assert json.loads((out / "records" / "01_tiny.json").read_text())["checks"][0]["status"] == "pass"
-    capsys.readouterr()
+    record = json.loads((out / "records" / "01_tiny.json").read_text())
+    assert record["checks"][0]["status"] == "pass" and record["key"] == first["key"]
+    executed = out / "notebooks" / "01_tiny.ipynb"
+    assert reproduce.made_under(executed, "metadata", "toysup", "key") == first["key"]
     assert reproduce.reproduce(out, {}, build=False) == 0
-    assert "unchanged since its run" in capsys.readouterr().out
+    assert "unchanged since its run" in capfd.readouterr().out
     assert json.loads((out / "state.json").read_text())["01_tiny"] == first
     assert reproduce.reproduce(out, {"all": {"threshold": 0.5}}, build=False) == 1
-    captured = capsys.readouterr()
+    captured = capfd.readouterr()
     assert "FAILED: chapter 01_tiny" in captured.err and "T1 one is at most" in captured.err
     record = json.loads((out / "records" / "01_tiny.json").read_text())
     assert record["checks"][0]["status"] == "fail"      # the scorecard shows it red
     assert reproduce.reproduce(out, {"all": {"threshold": 0.5}}, build=False) == 1   # not reused
+
+
+def test_a_chapter_made_under_another_key_is_rerun(tiny, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "build"
+    assert reproduce.reproduce(out, {}, build=False) == 0
+    key = json.loads((out / "state.json").read_text())["01_tiny"]["key"]
+    monkeypatch.delenv("TOYSUP_KEY", raising=False)       # a run by hand into make book's records
+    scorecard.Scorecard("01_tiny", {"mode": "book"}, seed=7, directory=out / "records")
+    capsys.readouterr()
+    assert reproduce.reproduce(out, {}, build=False) == 0
+    assert "unchanged" not in capsys.readouterr().out
+    record = json.loads((out / "records" / "01_tiny.json").read_text())
+    assert record["seed"] == 0 and record["key"] == key
+    executed = out / "notebooks" / "01_tiny.ipynb"      # an execution stamped under another key
+    executed.write_text(executed.read_text().replace(key, "0" * 64))
+    assert reproduce.reproduce(out, {}, build=False) == 0
+    assert "unchanged" not in capsys.readouterr().out
+    assert reproduce.made_under(executed, "metadata", "toysup", "key") == key
+
+
+def test_an_interrupted_run_is_rerun_and_a_truncated_state_survived(tiny, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "build"
+    assert reproduce.reproduce(out, {}, build=False) == 0
+    executed = (out / "notebooks" / "01_tiny.ipynb").read_text()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(reproduce.papermill, "execute_notebook", interrupted)
+        reproduce.reproduce(out, {}, force=True, build=False)
+    state = out / "state.json"
+    assert "01_tiny" not in json.loads(state.read_text())      # so the next run cannot reuse it
+    assert (out / "notebooks" / "01_tiny.ipynb").read_text() == executed   # the old one, complete
+    state.write_text('{"01_tiny": {"key": "')
+    assert reproduce.reproduce(out, {}, build=False) == 0
+    printed = capsys.readouterr().out
+    assert f"note: {paths.shown(state)} is unreadable" in printed and "unchanged" not in printed
+    assert json.loads(state.read_text())["01_tiny"]["status"] == "pass"
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_only_on_a_fresh_folder_runs_the_chapter_and_says_why_no_book(tiny, tmp_path, capsys):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.linalg import hadamard
 
-from toysup import rug
+from toysup.persian_rug import projectors, rug
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -33,17 +33,18 @@ def test_fwht_rejects_lengths_that_are_not_powers_of_two(n):
         rug.fwht(torch.zeros(2, n))
 
 
-def test_hadamard_rows_are_scipy_rows():
-    rows = rug.choose_rows(64, 16, _gen())
-    expected = torch.tensor(hadamard(64)[rows.numpy()], dtype=torch.float64)
-    assert torch.equal(rug.hadamard_rows(64, rows), expected)
-
-
 @pytest.fixture(scope="module")
 def rug_256():
     n, m = 256, 64
     rows = rug.choose_rows(n, m, _gen(3))
     return n, m, rows, rug.rug_matrix(n, rows)
+
+
+def test_rug_weights_are_hadamard_rows(rug_256):
+    n, m, rows, R = rug_256
+    W_in, W_out = rug.rug_weights(n, rows, a=2.0)
+    assert torch.equal(W_in, torch.tensor(hadamard(n)[rows.numpy()], dtype=torch.float64))
+    torch.testing.assert_close(W_out, 2.0 / m * W_in.T)
 
 
 def test_rug_diagonal_is_one_and_matrix_symmetric(rug_256):
@@ -101,7 +102,7 @@ def test_fwht_forward_equals_dense_matrix(rug_256):
 
 def test_random_projector_has_rank_m_and_unit_mean_diagonal():
     n, m = 128, 32
-    W = rug.random_projector(n, m, _gen())
+    W = projectors.random_projector(n, m, 1, _gen())[0] * (n / m)
     torch.testing.assert_close(W @ W, W * n / m)
     assert abs(torch.diagonal(W).mean().item() - 1) < 1e-9
     assert torch.diagonal(W).std().item() > 0.05        # no exact symmetry, unlike the rug
@@ -142,7 +143,8 @@ def test_rug_loss_is_close_to_the_optimum_at_large_pn():
 def test_construction_residuals_vanish_for_the_rug_only(rug_256):
     n, m, rows, R = rug_256
     assert rug.construction_residuals(R, m)["max_abs_error"].max() < 1e-9
-    other = rug.construction_residuals(rug.random_projector(n, m, _gen()), m).set_index("property")
+    projector = projectors.random_projector(n, m, 1, _gen())[0] * (n / m)
+    other = rug.construction_residuals(projector, m).set_index("property")
     assert other.loc["R_ij = R_0,(i xor j)", "max_abs_error"] > 0.05
 
 
@@ -176,8 +178,6 @@ def test_tolerance_rule():
     (lambda: rug.choose_rows(100, 10, _gen()), "n_features"),
     (lambda: rug.choose_rows(64, 65, _gen()), "d_hidden"),
     (lambda: rug.choose_rows(64, 64, _gen(), exclude_constant=True), "d_hidden"),
-    (lambda: rug.hadamard_rows(64, torch.tensor([0, 64])), "rows"),
-    (lambda: rug.hadamard_rows(64, torch.tensor([3, 3])), "rows"),
     (lambda: rug.rug_matrix(8192, torch.tensor([0])), "n_features"),
     (lambda: rug.rug_apply(torch.zeros(2, 48), torch.tensor([0])), "power of two"),
     (lambda: rug.affine_relu_loss(torch.zeros(4, 4), torch.zeros(4), 1.5, 10, _gen()), "feature_prob"),
@@ -187,6 +187,7 @@ def test_tolerance_rule():
     (lambda: rug.fit_readout(lambda x: x, 8, 0.1, a0=1.0, bias0=0.0, n_fit=0, n_eval=10,
                              generator=_gen()), "n_fit"),
     (lambda: rug.matrix_statistics(torch.zeros(4, 3), 2), "square"),
+    (lambda: rug.matrix_statistics(torch.eye(4), 4), "d_hidden"),
     (lambda: rug.fit_rug(64, 16, 0.1, a0=1.0, bias0=0.0, n_fit=10, n_eval=10, generator=_gen(),
                          n_tries=0), "n_tries"),
     (lambda: rug.construction_residuals(torch.zeros(4, 3), 2), "square"),
@@ -195,3 +196,16 @@ def test_tolerance_rule():
 def test_bad_arguments_raise_value_error_naming_them(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_xor_residual_is_zero_for_xor_matrices_only():
+    n = 16
+    index = torch.arange(n)
+    values = torch.randn(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    xor_matrix = values[index[:, None] ^ index[None, :]]
+    assert rug.xor_residual(xor_matrix) == 0.0
+    assert rug.xor_residual(xor_matrix + torch.diag(torch.arange(n, dtype=torch.float64))) > 1
+    with pytest.raises(ValueError, match="n_features"):
+        rug.xor_residual(torch.zeros(12, 12))
+    with pytest.raises(ValueError, match="square"):
+        rug.xor_residual(torch.zeros(4, 8))

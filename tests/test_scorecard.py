@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from toysup import scorecard
+from toysup import paths
+from toysup.book import scorecard
 
 SIZES = {"n_features": 512, "probs": [0.1, 0.2], "mode": "fast"}
 
@@ -72,10 +73,24 @@ def test_a_new_execution_starts_an_empty_record(tmp_path):
 
 def test_records_go_where_the_environment_says(tmp_path, monkeypatch):
     monkeypatch.setenv("TOYSUP_RECORDS", str(tmp_path / "r"))
+    monkeypatch.setenv("TOYSUP_KEY", "abc123")
     scorecard.Scorecard("02_symmetry", SIZES, seed=0).assert_at_most("R4", "spread", 0.01, 0.05)
-    assert _saved(tmp_path / "r", "02_symmetry")["checks"][0]["claim"] == "R4"
-    monkeypatch.delenv("TOYSUP_RECORDS")
-    assert scorecard.records_dir() == scorecard.REPO_ROOT / "_build" / "records"
+    saved = _saved(tmp_path / "r", "02_symmetry")
+    assert saved["checks"][0]["claim"] == "R4" and saved["key"] == "abc123"
+    assert [p.name for p in (tmp_path / "r").iterdir()] == ["02_symmetry.json"]   # no temporary left
+
+
+def test_records_of_a_run_by_hand_stay_out_of_the_build_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("TOYSUP_RECORDS", raising=False)
+    monkeypatch.delenv("TOYSUP_KEY", raising=False)
+    assert scorecard.records_dir() == paths.RECORDS == paths.OUTPUTS / "records"
+    assert not scorecard.records_dir().is_relative_to(paths.BUILD)
+    monkeypatch.setattr(paths, "RECORDS", tmp_path / "by-hand")
+    card = scorecard.Scorecard("02_symmetry", SIZES, seed=0)
+    assert _saved(tmp_path / "by-hand", "02_symmetry")["key"] is None
+    assert card.summary().endswith(f"recorded in {paths.shown(tmp_path / 'by-hand' / '02_symmetry.json')}")
+    card.path = paths.OUTPUTS / "records" / "02_symmetry.json"
+    assert card.summary().endswith("recorded in outputs/records/02_symmetry.json")
 
 
 def test_bad_arguments_name_themselves(tmp_path):

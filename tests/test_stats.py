@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from toysup import stats, transforms
+from toysup.persian_rug import projectors, stats
 
 
 def _pairs(n: int, a: float = 1.0) -> torch.Tensor:
@@ -102,22 +102,15 @@ def test_ks_accepts_dense_interference_and_rejects_a_single_sparse_term():
         stats.ks_normality(dense, torch.tensor([0.5]), generator=gen, n_samples=3)
 
 
-def test_scalar_channel_loss_without_noise_has_its_closed_forms():
-    gen = torch.Generator().manual_seed(0)
-    p = 0.1
-    mean, se = stats.scalar_channel_loss(0.0, p / 2, 0.0, p, n_samples=200_000, generator=gen)
-    assert abs(mean - (p / 3 - p * p / 4)) < 4 * se
-    mean, _ = stats.scalar_channel_loss(1.0, 0.0, 0.0, p, n_samples=1000, generator=gen)
-    assert mean == 0.0
-
-
 def test_symmetry_statistics_of_a_projector():
     n, m = 64, 16
-    q = transforms.orthonormal_columns(1, n, m, torch.Generator().manual_seed(1)).float()
+    q = projectors.orthonormal_columns(n, m, 1, torch.Generator().manual_seed(1), kind="hadamard").float()
     W = (q @ q.transpose(1, 2)) * (n / m)        # Eq. (7) with a = 1: constant diagonal
     table = stats.symmetry_statistics(W, -0.3 * torch.ones(1, n), torch.tensor([0.1]), d_hidden=m,
                                       generator=torch.Generator().manual_seed(0), ks_rows=20)
     assert table.loc[0, "bound_ratio"] == pytest.approx(1.0, rel=1e-3)
     assert table.loc[0, "a"] == pytest.approx(1.0, rel=1e-4)
+    a, eff_bias, sigma = stats.macro_statistics(W, -0.3 * torch.ones(1, n), torch.tensor([0.1]))
+    assert (table.loc[0, "eff_bias"], table.loc[0, "sigma"]) == (eff_bias.item(), sigma.item())
     assert {"delta_diag", "chi_varvar", "chi_meanvar", "lyapunov", "ks_reject_fraction",
             "nu_excess_kurtosis", "paired", "dead"} <= set(table.columns)

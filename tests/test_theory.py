@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.linalg import hadamard
 
-from toysup import theory
+from toysup.persian_rug import projectors, theory
 
 R_COLS = [0.044001, 0.086001, 0.128001, 0.254001, 0.506, 0.8]
 # spec §4 table: p -> (L*, a*, b*) at the r values above
@@ -32,15 +32,7 @@ REFERENCE = {
 EXTRA = [((0.045, 0.25), 4.856e-3), ((0.1, 0.25), 1.645e-2), ((0.1, 0.5), 6.376e-3),
          ((0.01, 0.25), 3.04e-4), ((0.05, 0.1), 1.222e-2), ((0.01, 0.1), 9.963e-4),
          ((0.001, 0.1), 1.155e-5)]
-# spec R10 table: (p, r) -> (L*, L*/(p s^2), beta*, a*)
-R10 = {
-    (1e-2, 0.1): (9.963e-4, 3.35, 2.27, 1.525), (1e-3, 0.1): (1.155e-5, 3.85, 2.90, 1.263),
-    (1e-4, 0.1): (1.352e-7, 4.51, 3.43, 1.093), (1e-5, 0.1): (1.610e-9, 5.37, 3.94, 1.033),
-    (1e-6, 0.1): (1.897e-11, 6.32, 4.41, 1.012), (1e-8, 0.1): (2.510e-15, 8.37, 5.26, 1.001),
-    (1e-2, 0.3): (2.319e-4, 3.00, 2.24, 1.309), (1e-3, 0.3): (2.809e-6, 3.61, 2.86, 1.126),
-    (1e-4, 0.3): (3.430e-8, 4.41, 3.42, 1.046), (1e-5, 0.3): (4.143e-10, 5.33, 3.93, 1.017),
-    (1e-6, 0.3): (4.906e-12, 6.31, 4.41, 1.006),
-}
+R10 = theory.SPEC_R10   # spec R10 table: (p, r) -> (L*, L*/(p s^2), beta*, a*)
 
 
 def test_spec_reference_table_within_half_percent():
@@ -82,6 +74,22 @@ def test_high_sparsity_asymptote_and_explicit_bound():
     bound = theory.high_sparsity_upper_bound(np.array([1e-2, 1e-3, 1e-4, 1e-6]), 0.1)
     ratio = bound / theory.high_sparsity_upper_bound_asymptote(np.array([1e-2, 1e-3, 1e-4, 1e-6]), 0.1)
     np.testing.assert_allclose(ratio, [0.58, 0.85, 0.95, 0.99], atol=0.006)
+
+
+def test_feature_variance_is_plain_arithmetic_on_floats_arrays_and_tensors():
+    p = [0.02, 0.1, 0.4, 1.0]
+    expected = [q / 3 - q * q / 4 for q in p]
+    assert [theory.feature_variance(q) for q in p] == expected
+    assert isinstance(theory.feature_variance(0.1), float)
+    array = theory.feature_variance(np.array(p))
+    assert isinstance(array, np.ndarray) and array.tolist() == expected
+    for dtype in (torch.float32, torch.float64):
+        t = torch.tensor(p, dtype=dtype)
+        v = theory.feature_variance(t)
+        assert v.dtype == dtype and torch.equal(v, t / 3 - t * t / 4)
+    for bad in (0.0, np.array([0.5, 1.5]), torch.tensor([np.nan])):
+        with pytest.raises(ValueError, match="feature_prob"):
+            theory.feature_variance(bad)
 
 
 def test_sanity_values_and_zero_noise_limit():
@@ -127,6 +135,15 @@ def test_eq5_matches_monte_carlo_of_the_scalar_channel(case):
     mc, se = theory.scalar_channel_loss_mc(a, b, sigma, p, 1_000_000, gen)
     exact = theory.symmetric_loss(a, b, sigma, p)
     assert abs(mc - exact) <= 3 * se, f"MC {mc:.5e} ± {se:.1e} vs Eq.(5) {exact:.5e} at {a, b, sigma, p}"
+
+
+def test_scalar_channel_monte_carlo_without_noise_has_its_closed_forms():
+    gen = torch.Generator().manual_seed(0)
+    p = 0.1
+    mean, se = theory.scalar_channel_loss_mc(0.0, p / 2, 0.0, p, n_samples=200_000, generator=gen)
+    assert abs(mean - theory.feature_variance(p)) < 4 * se
+    mean, _ = theory.scalar_channel_loss_mc(1.0, 0.0, 0.0, p, n_samples=1000, generator=gen)
+    assert mean == 0.0
 
 
 def test_dloss_dsigma_matches_finite_difference_and_is_positive_at_the_optimum():
@@ -193,20 +210,23 @@ def test_rank_bound_is_tight_for_projectors():
 
 
 @pytest.mark.parametrize(("call", "name"), [
-    (lambda: theory.feature_variance(0.0), "p"),
-    (lambda: theory.zero_output_loss(1.5), "p"),
-    (lambda: theory.linear_loss(0.1, -0.2), "r"),
-    (lambda: theory.min_interference_std(np.nan, 0.5), "p"),
-    (lambda: theory.optimal_symmetric_loss(0.1, [0.5, 1.2]), "r"),
-    (lambda: theory.optimal_symmetric_loss(0.0, 0.5), "p"),
+    (lambda: theory.feature_variance(0.0), "feature_prob"),
+    (lambda: theory.zero_output_loss(1.5), "feature_prob"),
+    (lambda: theory.linear_loss(0.1, -0.2), "ratio"),
+    (lambda: theory.min_interference_std(np.nan, 0.5), "feature_prob"),
+    (lambda: theory.optimal_symmetric_loss(0.1, [0.5, 1.2]), "ratio"),
+    (lambda: theory.optimal_symmetric_loss(0.0, 0.5), "feature_prob"),
     (lambda: theory.symmetric_loss(1.0, -0.1, -0.2, 0.1), "sigma"),
     (lambda: theory.symmetric_loss(-1.0, -0.1, 0.2, 0.1), "a"),
     (lambda: theory.dloss_dsigma(1.0, -0.1, 0.0, 0.1), "sigma"),
-    (lambda: theory.high_sparsity_loss(0.01, 0.0), "r"),
+    (lambda: theory.high_sparsity_loss(0.01, 0.0), "ratio"),
     (lambda: theory.linear_loss_authors_code(0.1, 10, 11), "d_hidden"),
     (lambda: theory.rank_bound_ratio(np.eye(4), 4), "d_hidden"),
     (lambda: theory.rank_bound_ratio(np.ones((3, 4)), 2), "W_eff"),
-    (lambda: theory.crossover_r(0.01, 0.0), "kappa"),
+    (lambda: theory.crossover_ratio(0.01, 0.0), "kappa"),
+    (lambda: theory.crossover_ratio(1.0, 1.0), "feature_prob"),
+    (lambda: theory.rank_bound_experiment([64], 1.5, 1, a=1.0, generator=torch.Generator()), "ratio"),
+    (lambda: theory.scalar_channel_loss_mc(1.0, 0.0, 0.1, 0.1, 1, torch.Generator()), "n_samples"),
 ])
 def test_errors_name_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):
@@ -220,16 +240,11 @@ def test_rank_bound_experiment_families():
     np.testing.assert_allclose(hadamard_rows[["ratio_min", "ratio_max"]], 1.0, atol=1e-12)
 
 
-def test_random_projector_is_a_projector_of_rank_m():
-    gen = torch.Generator().manual_seed(0)
-    for kind in ("orthonormal", "hadamard"):
-        Pi = theory.random_projector(32, 8, 2, gen, kind=kind)
-        torch.testing.assert_close(Pi @ Pi, Pi)
-        torch.testing.assert_close(torch.diagonal(Pi, dim1=-2, dim2=-1).sum(-1), torch.full((2,), 8.0, dtype=torch.float64))
-    with pytest.raises(ValueError, match="n_features"):
-        theory.random_projector(24, 8, 1, gen, kind="hadamard")
-    with pytest.raises(ValueError, match="kind"):
-        theory.random_projector(32, 8, 1, gen, kind="gaussian")
+def test_rank_bound_ratio_of_a_projector_family_from_projectors():
+    Pi = projectors.random_projector(64, 16, 3, torch.Generator().manual_seed(0), kind="hadamard")
+    np.testing.assert_allclose(theory.rank_bound_ratio(1.3 * 4 * Pi, 16), 1.0, atol=1e-12)
+    ratio = theory.rank_bound_ratio(Pi.float(), 16)         # float32 in, float64 out
+    assert ratio.dtype == np.float64 and ratio.shape == (3,)
 
 
 def test_noise_elasticity_matches_a_finite_difference_of_the_optimum():
@@ -247,5 +262,56 @@ def test_eq5_vs_monte_carlo_table_and_authors_formula_vectorised():
     assert (table["z"].abs() <= 4).all()
     values = theory.linear_loss_authors_code(0.3, 100, np.array([1, 50, 99, 100]))
     np.testing.assert_allclose(values, 0.1 * np.array([98, 49, 0, 0]) / 100)
-    with pytest.raises(ValueError, match="p"):
-        theory.crossover_r(1.0, 1.0)
+
+
+def test_loss_vs_noise_starts_at_the_optimum_and_rises_with_the_noise():
+    p, r = np.array([0.01, 0.1]), np.array([0.1, 0.5])
+    opt = theory.optimal_symmetric_loss(p, r)
+    table = theory.loss_vs_noise(p, r, opt, [1.1, 1.5])
+    assert table.shape == (2, 3)
+    np.testing.assert_array_equal(table[:, 0], opt.loss)
+    s = theory.min_interference_std(p, r)
+    np.testing.assert_allclose(table[:, 2], theory.optimal_loss_at_noise(p, 1.5 * s).loss, rtol=1e-12)
+    assert (np.diff(table, axis=-1) > 0).all()
+
+
+def test_reference_errors_against_the_spec_points():
+    table = theory.reference_errors(dict(EXTRA))
+    assert list(table.columns) == ["p", "r", "measured", "expected", "rel_err"]
+    assert table["rel_err"].abs().max() <= 0.005
+    np.testing.assert_allclose(table["measured"] / table["expected"] - 1, table["rel_err"])
+
+
+def test_ratio_to_linear_keeps_r_at_least_min_ratio_and_is_one_for_the_linear_loss():
+    p, r = np.array([[0.01], [0.1]]), np.array([0.02, 0.05, 0.5])
+    ratio = theory.ratio_to_linear(p, r, theory.linear_loss(p, r), min_ratio=0.05)
+    np.testing.assert_allclose(ratio, np.ones(4))          # two p times the two r >= 0.05
+    below = theory.ratio_to_linear(p, r, theory.optimal_symmetric_loss(p, r).loss)
+    assert below.shape == (4,) and (below < 1).all()
+
+
+def test_crossover_loss_drops_past_kappa_one():
+    # spec R1 (d): L*/(p/3) < 0.8 at r = p ln(1/p), > 0.85 at half of it, for small p
+    p = np.array([0.01, 1e-4])
+    assert (theory.crossover_loss(p, 1.0) < 0.8).all()
+    assert (theory.crossover_loss(p, 0.5) > 0.85).all()
+
+
+def test_rank_bound_summary_reads_the_experiment_table():
+    table = theory.rank_bound_experiment([64, 128], 0.25, 3, a=1.3, generator=torch.Generator().manual_seed(1))
+    summary = theory.rank_bound_summary(table)
+    assert summary["lowest"] >= 1 - 1e-12
+    assert summary["hadamard_err"] < 1e-9
+    assert list(summary["excess"].index) == [64, 128] and (summary["excess"] > 0).all()
+
+
+def test_high_sparsity_errors_and_slopes():
+    table = theory.high_sparsity_table([1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8], [0.1, 0.3])
+    assert theory.high_sparsity_errors(table).shape == (len(theory.SPEC_R10), 4)
+    assert theory.high_sparsity_errors(table).max() <= 0.01
+    slopes = theory.high_sparsity_slopes(table)
+    assert slopes["r"].tolist() == [0.1, 0.3]
+    # the asymptote p^2 ln(1/p) has log-log slope 2 - 1/ln(1/p): just below 2 at p <= 1e-4
+    assert slopes["slope of asymptote"].between(1.9, 2.0).all()
+    assert (slopes["slope of L* (p <= 1e-4)"] - slopes["slope of asymptote"]).abs().max() <= 0.03
+    assert (slopes["slope vs ln(1/p) (p <= 1e-6)"] * 6).between(0.85, 1.15).all()

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from toysup import evaluate, model, theory, train
+from toysup.persian_rug import evaluate, model, theory, train
 
 SHORT = train.TrainConfig(n_steps=60, batch=256)
 

@@ -1,10 +1,11 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from toysup import uand
+from toysup.cis import uand
 
 
 def _explicit_readout(act: torch.Tensor, B: torch.Tensor, tuples: torch.Tensor) -> torch.Tensor:
@@ -115,9 +116,35 @@ def test_neurons_needed_inverts_a_power_law():
     d = np.array([100, 200, 400, 800, 1600])
     err = 3.0 * d ** -0.5
     assert uand.neurons_needed(d, err, 3.0 / math.sqrt(500)) == pytest.approx(500, rel=1e-9)
-    assert math.isnan(uand.neurons_needed(d, err, 1e-3))
-    assert uand.neurons_needed(d, err, 10.0) == 100
+    assert uand.neurons_needed(d[::-1], err[::-1], 3.0 / math.sqrt(500)) == pytest.approx(500, rel=1e-9)
+    assert uand.neurons_needed(d, err, err[2]) == pytest.approx(400, rel=1e-12)   # on a grid point
+    assert uand.neurons_needed(d, err, 10.0) == 100                               # starts below it
     assert uand.neurons_needed_theory(1000, 2, 25, 0.5) == pytest.approx((2 * 5 * 1000 / 0.25) ** (2 / 3))
+
+
+def test_neurons_needed_is_inf_when_no_width_reaches_the_target():
+    """The one convention: a curve that never reaches the target needs more neurons than any width
+    on the grid, so it compares as larger than every width (and np.isfinite flags it)."""
+    needed = uand.neurons_needed([100, 400], [0.4, 0.2], 0.1)
+    assert needed == math.inf and needed > 400
+
+
+def test_neurons_needed_by_m_keeps_only_the_m_that_reach_the_target():
+    summary = pd.DataFrame({"m": [10] * 3 + [20] * 3, "d": [100, 200, 400] * 2,
+                            "err": [0.4, 0.2, 0.1, 0.8, 0.4, 0.2]})
+    needed = uand.neurons_needed_by_m(summary, "err", 0.1)
+    assert needed.index.tolist() == [10] and needed.loc[10] == pytest.approx(400)
+    assert uand.neurons_needed_by_m(summary, "err", 0.4).tolist() == pytest.approx([100, 200])
+
+
+def test_sample_exactly_s_is_the_one_hot_of_the_smallest_keys():
+    x = uand.sample_exactly_s(500, 12, 3, torch.Generator().manual_seed(0))
+    assert x.dtype == torch.float32 and ((x == 0) | (x == 1)).all() and (x.sum(1) == 3).all()
+    idx = uand.sample_distinct(500, 12, 3, torch.Generator().manual_seed(0), largest=False)
+    assert torch.equal(x.nonzero()[:, 1].reshape(500, 3), idx.sort(1).values)
+    freq = x.mean(0).double()                                       # each feature on w.p. s/m
+    se = math.sqrt(0.25 * 0.75 / 500)
+    assert (freq - 0.25).abs().max() < 5 * se
 
 
 @pytest.mark.parametrize(("call", "name"), [
@@ -134,6 +161,7 @@ def test_neurons_needed_inverts_a_power_law():
     (lambda: uand.evaluate_basis(12, 100, n_active=3), "n_features"),
     (lambda: uand.sample_distinct(5, 10, 11, torch.Generator()), "n_draw"),
     (lambda: uand.neurons_needed([1, 2], [1, 0.5], 0.0), "target"),
+    (lambda: uand.sample_exactly_s(5, 10, 11, torch.Generator()), "n_active"),
     (lambda: uand.readoff_bias_theory(3, 1.2), "connect_prob"),
 ])
 def test_bad_parameters_raise_value_error_naming_them(call, name):

@@ -1,0 +1,5 @@
+"""toysup: the helper package of the toysup book.
+
+``persian_rug`` and ``cis`` hold one paper each and never import each other; ``book`` runs the
+chapters and keeps the scorecard; ``checks``, ``fits``, ``plotting`` and ``paths`` are shared ground.
+"""

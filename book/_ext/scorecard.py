@@ -1,12 +1,13 @@
 """The ``{scorecard}`` directive: the table of every check of every chapter, from the records that
-the chapters' last executions wrote (toysup/scorecard.py); and ``{execution-times}``: each chapter's
-wall time from the ``state.json`` that ``toysup.reproduce`` keeps (Sphinx setting ``scorecard_state``).
+the chapters' last executions wrote (toysup/book/scorecard.py); and ``{execution-times}``: each chapter's
+wall time from the ``state.json`` that ``toysup.book.reproduce`` keeps (Sphinx setting ``scorecard_state``).
 Nothing on either page is typed by hand.
 
-The records directory is the Sphinx setting ``scorecard_records`` (``toysup.reproduce`` sets it to the
-records of the executions it builds from); left empty it is ``_build/records`` beside the book's
-sources. The table is filled in when pages are written, after every notebook has been read (and, when
-the book executes notebooks itself, executed), and the page is rebuilt on every build.
+The records directory is the Sphinx setting ``scorecard_records`` (``toysup.book.reproduce`` sets it to the
+records of the executions it builds from); left empty it is ``outputs/records`` beside the book's
+sources, where chapters executed without ``$TOYSUP_RECORDS`` (by jupyter-book itself) write theirs.
+The table is filled in when pages are written, after every notebook has been read (and, when the
+book executes notebooks itself, executed), and the page is rebuilt on every build.
 Every chapter in the table of contents gets a row, executed or not.
 """
 import html
@@ -49,7 +50,7 @@ class TimingsDirective(SphinxDirective):
 
 def _records_dir(app: Sphinx) -> Path:
     configured = app.config.scorecard_records
-    return Path(configured) if configured else Path(app.srcdir) / "_build" / "records"
+    return Path(configured) if configured else Path(app.srcdir) / "outputs" / "records"
 
 
 def _chapters(app: Sphinx) -> list[str]:
@@ -124,7 +125,7 @@ def _timings(app: Sphinx, fromdoc: str) -> str:
     state = _load(Path(app.config.scorecard_state)) if app.config.scorecard_state else None
     if not state:
         return ("<p>No wall times recorded for this build: its chapters were not executed by "
-                "<code>python -m toysup.reproduce</code> (the test suite executes them itself).</p>")
+                "<code>python -m toysup.book.reproduce</code> (the test suite executes them itself).</p>")
     rows, total = [], 0.0
     for doc in _chapters(app):
         row = state.get(Path(doc).name)

@@ -1,4 +1,4 @@
-"""The book built from the chapters' fast-mode executions (``toysup.reproduce``, as ``make book`` builds
+"""The book built from the chapters' fast-mode executions (``toysup.book.reproduce``, as ``make book`` builds
 it) with -W -n --keep-going, then every page loaded in headless Chromium with no network: math typeset,
 figures loaded, no traceback or warning, the scorecard listing every chapter. Screenshots of every
 page are saved under _build/fast/screenshots/. Runs in the second stage of ``make test``, after
@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 import pagecheck
-from toysup import reproduce
+from toysup import paths
+from toysup.book import reproduce
 
-FAST = reproduce.REPO_ROOT / "_build" / "fast"
+FAST = paths.BUILD / "fast"
 CHAPTERS = [nb.stem for nb in reproduce.chapters()]
 PAGES = ["book/intro", *[f"notebooks/{c}" for c in CHAPTERS], "book/scorecard", "book/notation",
          "book/references", "book/execution"]

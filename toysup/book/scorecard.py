@@ -11,12 +11,15 @@ non-reproduction is recorded with ``deviation`` (or ``known_deviation``, which r
 claim does hold): it is shown as "not reproduced" and asserts nothing.
 
 Record files: ``<records>/<chapter>.json``, one per chapter, rewritten from scratch when a chapter
-creates its Scorecard (so a rerun never keeps a stale check). ``<records>`` is ``$TOYSUP_RECORDS`` if
-set (``toysup.reproduce`` sets it per build), else ``_build/records`` of the repository.
+creates its Scorecard (so a rerun never keeps a stale check), each time atomically
+(``toysup.storage.atomic_write``: a reader sees the file before or after a check, never half of it).
+``<records>`` is ``$TOYSUP_RECORDS`` if set (``toysup.book.reproduce`` sets it per build), else
+``outputs/records`` of the repository: a chapter run by hand never writes where ``make book`` reads.
 
-File layout: {"chapter", "mode", "sizes", "seed", "device", "machine", "torch", "started",
+File layout: {"chapter", "key", "mode", "sizes", "seed", "device", "machine", "torch", "started",
 "checks": [{"claim", "statement", "measured", "expected", "tolerance", "status"}, ...]} with status
-"pass", "fail" or "deviation".
+"pass", "fail" or "deviation"; "key" is ``$TOYSUP_KEY``, the chapter key ``toysup.book.reproduce``
+executes under (null for a run by hand), which it compares before reusing the records.
 """
 import json
 import numbers
@@ -30,17 +33,18 @@ from typing import Any
 import numpy as np
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from toysup import paths, storage
+
 STATUSES = ("pass", "fail", "deviation")
 
 
 def records_dir() -> Path:
     """Where chapters write their records: $TOYSUP_RECORDS (an absolute path: a kernel's working
-    directory is the notebook's folder), else <repository>/_build/records."""
+    directory is the notebook's folder), else <repository>/outputs/records."""
     env = os.environ.get("TOYSUP_RECORDS")
     if env and not Path(env).is_absolute():
         raise ValueError(f"TOYSUP_RECORDS must be an absolute path, got {env!r}")
-    return Path(env) if env else REPO_ROOT / "_build" / "records"
+    return Path(env) if env else paths.RECORDS
 
 
 def machine(device: str) -> str:
@@ -108,7 +112,7 @@ class Scorecard:
                              f"mode {sizes.get('mode')!r}")
         self.path = (directory or records_dir()) / f"{chapter}.json"
         self.record: dict[str, Any] = {
-            "chapter": chapter, "mode": sizes["mode"],
+            "chapter": chapter, "key": os.environ.get("TOYSUP_KEY"), "mode": sizes["mode"],
             "sizes": _jsonable({k: v for k, v in sizes.items() if k != "mode"}),
             "seed": _jsonable(seed), "device": str(device), "machine": machine(str(device)),
             "torch": torch.__version__,
@@ -123,10 +127,7 @@ class Scorecard:
         return self.record["checks"]
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.record, indent=1, ensure_ascii=False))
-        tmp.replace(self.path)
+        storage.write_text(self.path, json.dumps(self.record, indent=1, ensure_ascii=False))
 
     def _add(self, claim: str, statement: str, measured: Any, expected: Any, tolerance: str,
              status: str) -> None:
@@ -203,4 +204,5 @@ class Scorecard:
         """One line: how many checks passed, and the deviations recorded."""
         counts = {s: sum(c["status"] == s for c in self.checks) for s in STATUSES}
         return (f"{self.record['chapter']} ({self.record['mode']}): {counts['pass']} checks pass, "
-                f"{counts['fail']} fail, {counts['deviation']} known deviations recorded in {self.path}")
+                f"{counts['fail']} fail, {counts['deviation']} known deviations recorded in "
+                f"{paths.shown(self.path)}")

@@ -26,7 +26,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from toysup import checks, uand
+from toysup import checks
+from toysup.cis import uand
 
 BoolFn = Callable[..., int]
 FUNCTIONS: dict[str, tuple[int, BoolFn]] = {
@@ -95,6 +96,16 @@ def mobius_coefficients(g: BoolFn, k: int) -> dict[tuple[int, ...], int]:
     return coeffs
 
 
+def multilinear_form(name: str) -> str:
+    """The expansion of FUNCTIONS[name] as text, e.g. 'OR = +1·x1 +1·x2 -1·x1x2'."""
+    if name not in FUNCTIONS:
+        raise ValueError(f"name must be one of {sorted(FUNCTIONS)}, got {name!r}")
+    k, g = FUNCTIONS[name]
+    terms = " ".join(f"{c:+d}·" + "".join(f"x{i + 1}" for i in T)
+                     for T, c in mobius_coefficients(g, k).items())
+    return f"{name} = {terms}"
+
+
 # ---------------------------------------------------------------------------------------- sampling
 def sample_tuples(active: Tensor, inactive: Tensor, k: int, n_per_class: int,
                   generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -121,6 +132,14 @@ def sample_tuples(active: Tensor, inactive: Tensor, k: int, n_per_class: int,
     return torch.cat(parts, dim=1), torch.tensor(n_on)
 
 
+def _check_layer(n_features: int, d_hidden: int, n_active: int, k: int) -> None:
+    checks.positive_int("n_features", n_features)
+    checks.positive_int("d_hidden", d_hidden)
+    checks.positive_int("n_active", n_active, maximum=n_features)
+    if n_active < k:
+        raise ValueError(f"n_active must be >= k={k} so that all-on tuples exist, got {n_active}")
+
+
 def _inputs(n_features: int, n_active: int, n_inputs: int, n_pool: int,
             seed_inputs: int) -> tuple[Tensor, Tensor, torch.Generator]:
     if n_active + n_pool > n_features:
@@ -138,11 +157,7 @@ def evaluate_k_and(n_features: int, d_hidden: int, k: int, *, n_active: int = 4,
 
     One row per evaluated tuple: input, n_on, target, count (|N_T|), readout, error."""
     _check_k(k)
-    checks.positive_int("n_features", n_features)
-    checks.positive_int("d_hidden", d_hidden)
-    checks.positive_int("n_active", n_active, maximum=n_features)
-    if n_active < k:
-        raise ValueError(f"n_active must be >= k={k} so that all-on tuples exist, got {n_active}")
+    _check_layer(n_features, d_hidden, n_active, k)
     p = uand.connect_prob(n_shared, d_hidden, k)
     B = uand.connection_matrix(n_features, d_hidden, p, torch.Generator().manual_seed(seed_network))
     active, inactive, gen = _inputs(n_features, n_active, n_inputs, 2 * k, seed_inputs)
@@ -214,11 +229,7 @@ def evaluate_functions(n_features: int, d_hidden: int, functions: list[str], *, 
     if len(arities) != 1:
         raise ValueError(f"functions must share one arity, got arities {sorted(arities)}")
     (k,) = arities
-    checks.positive_int("n_features", n_features)
-    checks.positive_int("d_hidden", d_hidden)
-    checks.positive_int("n_active", n_active, maximum=n_features)
-    if n_active < k:
-        raise ValueError(f"n_active must be >= k={k} so that all-on tuples exist, got {n_active}")
+    _check_layer(n_features, d_hidden, n_active, k)
     gen_net = torch.Generator().manual_seed(seed_network)
     probs = {j: uand.connect_prob(n_shared, d_hidden, j) for j in range(1, k + 1)}
     pools = {j: uand.connection_matrix(n_features, d_hidden, probs[j], gen_net) for j in probs}
@@ -255,6 +266,15 @@ def evaluate_functions(n_features: int, d_hidden: int, functions: list[str], *, 
     table = pd.concat(frames, ignore_index=True)
     table["error"] = table["readout"] - table["target"]
     return table
+
+
+def function_table(table: pd.DataFrame) -> pd.DataFrame:
+    """``evaluate_functions`` rows summarised per (function, pattern): n, target, mean_error, theory,
+    q99_abs and max_abs of |error|, mean_bound."""
+    return table.groupby(["function", "pattern"]).agg(
+        n=("error", "size"), target=("target", "first"), mean_error=("error", "mean"),
+        theory=("theory", "mean"), q99_abs=("error", lambda e: e.abs().quantile(0.99)),
+        max_abs=("error", lambda e: e.abs().max()), mean_bound=("bound", "mean"))
 
 
 def _membership(tuples: Tensor, active: Tensor) -> Tensor:

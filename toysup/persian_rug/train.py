@@ -19,8 +19,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from toysup import checks
-from toysup.data import make_generators, sample_sparse
-from toysup.model import AutoencoderConfig, AutoencoderParams, init_params, loss_and_grads
+from toysup.persian_rug.data import instance_probs, make_generators, sample_sparse
+from toysup.persian_rug.model import AutoencoderConfig, AutoencoderParams, init_params, loss_and_grads
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,7 @@ def fit(model: AutoencoderConfig, feature_prob: float | Sequence[float] | Tensor
     """
     dev = checks.device(device)
     k = model.n_instances
-    p = checks.probabilities("feature_prob", feature_prob)
-    if p.numel() == 1:
-        p = p.expand(k)
-    if p.numel() != k:
-        raise ValueError(f"feature_prob must hold 1 or n_instances={k} values, got {p.numel()}")
+    p = instance_probs(feature_prob, k)
     seeds = spawn_seeds(seed, k) if isinstance(seed, int) else [int(s) for s in seed]
     if len(seeds) != k:
         raise ValueError(f"seed must be an int or hold n_instances={k} seeds, got {len(seeds)}")

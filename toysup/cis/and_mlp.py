@@ -4,20 +4,21 @@ Task: m boolean features, exactly s on; targets y_ij = x_i x_j for the P = m(m-1
 Every network here is  h = ReLU(W_in x + b_in) (d neurons),  y_hat = W_out h + b_out  (P outputs);
 W_out's rows are the read-off vectors r_ij.
 
-Constructions (no training):
-* sparse U-AND (spec §2.1, our module, independent of the chapter-10 code): W_in ~ Bern(p) 0/1,
-  p = sqrt(K/d), b_in = -1, r_ij = (W_:i * W_:j) / <W_:i, W_:j>, b_out = 0. [L]
+Constructions (no training), built as explicit ``MLP``s, so W_out is the full (P, d) read-off matrix
+(``readoff_matrix``, small m only; chapters 10-12 evaluate the same read-offs for sampled pairs
+without it, ``toysup.cis.uand.and_readout``):
+* sparse U-AND (spec §2.1): the weights of ``toysup.cis.uand``, W_in ~ Bern(p) 0/1, p = sqrt(K/d),
+  b_in = -1, r_ij = (W_:i * W_:j) / <W_:i, W_:j>, b_out = 0. [L]
 * dense U-AND (spec §6, from a Julia reproduction [L]): W_in ~ Rademacher (+-1), b_in = 0,
   r_ij = sign(w_ki w_kj) / (d c_D(s)), c_D(s) = (h(2) - 2 h(0) + h(-2)) / 4, h(a) = E ReLU(a + Z),
   Z the sum of s - 2 further Rademacher weights. Unbiased; error variance ~ s / (c_D^2 d).
 
-Trained: ``fit`` trains k instances at once (instances axis first: W_in (k, d, m), b_in (k, d),
+Trained: ``train`` trains k instances at once (instances axis first: W_in (k, d, m), b_in (k, d),
 W_out (k, P, d), b_out (k, P)) with Adam on the L_q error (mean_batch,pairs |y_hat - y|^q)^(1/q),
 q per instance (q = 2 is root-mean-square; large q approaches the worst-case error, the paper's
 epsilon-accuracy). Instances share the input batches and nothing else.
 
-Read-offs of the constructions are computed per chunk of pairs (``sparse_readout``), never as a full
-(P, d) matrix, unless asked for explicitly at small size (``readoff_matrix``).
+``compare`` scores any list of named networks on one test set (``error_table``, ``structure``).
 """
 import math
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from torch import Tensor
 from tqdm import tqdm   # plain text bar: tqdm.auto warns when ipywidgets is missing
 
 from toysup import checks
+from toysup.cis import uand
 
 
 def all_pairs(n_features: int) -> Tensor:
@@ -37,16 +39,6 @@ def all_pairs(n_features: int) -> Tensor:
     if n_features < 2:
         raise ValueError(f"n_features must be >= 2 to have pairs, got {n_features}")
     return torch.combinations(torch.arange(n_features), 2)
-
-
-def sample_inputs(n_inputs: int, n_features: int, n_active: int, generator: torch.Generator
-                  ) -> Tensor:
-    """Inputs with exactly s of m features on: (T, m) float32 in {0, 1}."""
-    checks.positive_int("n_inputs", n_inputs)
-    checks.positive_int("n_features", n_features)
-    checks.positive_int("n_active", n_active, maximum=n_features)
-    idx = torch.rand(n_inputs, n_features, generator=generator).argsort(dim=1)[:, :n_active]
-    return torch.zeros(n_inputs, n_features).scatter_(1, idx, 1.0)
 
 
 def and_targets(x: Tensor, pairs: Tensor) -> Tensor:
@@ -72,32 +64,11 @@ class MLP:
         return self.hidden(x) @ self.W_out.T + self.b_out
 
 
-def sparse_uand_weights(n_features: int, d_hidden: int, n_shared: float,
-                        generator: torch.Generator) -> Tensor:
-    """W_in in {0, 1}^{d x m}, entries Bern(p) with p = sqrt(K / d) (K = n_shared)."""
-    checks.positive_int("n_features", n_features)
-    checks.positive_int("d_hidden", d_hidden)
-    if not 0 < n_shared <= d_hidden:
-        raise ValueError(f"n_shared must lie in (0, d_hidden={d_hidden}], got {n_shared!r}")
-    p = math.sqrt(n_shared / d_hidden)
-    return (torch.rand(d_hidden, n_features, generator=generator) < p).float()
-
-
-def sparse_readout(h: Tensor, W_in: Tensor, pairs: Tensor, *, chunk: int = 4096
-                   ) -> tuple[Tensor, Tensor]:
-    """Sparse U-AND read-off y_hat_ij = mean of h over N_ij = {k : W_ki = W_kj = 1}.
-
-    h (T, d), W_in (d, m) 0/1, pairs (P, 2) -> values (T, P) and |N_ij| (P,); pairs are processed
-    ``chunk`` at a time (a (d, chunk) mask), empty N_ij read 0.
-    """
-    values, counts = [], []
-    for start in range(0, pairs.shape[0], chunk):
-        p = pairs[start:start + chunk]
-        mask = W_in[:, p[:, 0]] * W_in[:, p[:, 1]]
-        n = mask.sum(0)
-        values.append((h @ mask) / n.clamp(min=1))
-        counts.append(n)
-    return torch.cat(values, dim=1), torch.cat(counts)
+def _rademacher_sum(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Values z = 2k - n and probabilities C(n, k) / 2^n of a sum of n independent +-1 signs."""
+    z = np.array([2 * k - n for k in range(n + 1)], float)
+    w = np.array([math.comb(n, k) for k in range(n + 1)], float) / 2 ** n
+    return z, w
 
 
 def dense_gain(n_active: int) -> float:
@@ -105,9 +76,7 @@ def dense_gain(n_active: int) -> float:
     checks.positive_int("n_active", n_active)
     if n_active < 2:
         raise ValueError(f"n_active must be >= 2 for a pair to be on, got {n_active}")
-    r = n_active - 2
-    z = np.array([2 * k - r for k in range(r + 1)], float)
-    w = np.array([math.comb(r, k) for k in range(r + 1)], float) / 2 ** r
+    z, w = _rademacher_sum(n_active - 2)
 
     def h(a: float) -> float:
         return float((w * np.maximum(a + z, 0)).sum())
@@ -133,10 +102,14 @@ def readoff_matrix(kind: str, W_in: Tensor, pairs: Tensor, *, n_active: int = 2,
 
 def construct(kind: str, n_features: int, d_hidden: int, *, n_shared: float = 16.0,
               n_active: int = 2, generator: torch.Generator) -> MLP:
-    """A constructed network as an explicit ``MLP`` (its W_out is the (P, d) read-off matrix)."""
+    """A constructed network as an explicit ``MLP`` (its W_out is the (P, d) read-off matrix).
+
+    kind "sparse": W_in = ``uand.connection_matrix`` with p = sqrt(K / d) (K = n_shared);
+    kind "dense": random signs, read-off gain c_D(n_active)."""
     pairs = all_pairs(n_features)
     if kind == "sparse":
-        W_in = sparse_uand_weights(n_features, d_hidden, n_shared, generator)
+        p = uand.connect_prob(n_shared, d_hidden)
+        W_in = uand.connection_matrix(n_features, d_hidden, p, generator).float()
         b_in = -torch.ones(d_hidden)
     elif kind == "dense":
         checks.positive_int("d_hidden", d_hidden)
@@ -149,7 +122,7 @@ def construct(kind: str, n_features: int, d_hidden: int, *, n_shared: float = 16
 
 
 @dataclass
-class FitResult:
+class TrainedMLPs:
     """Trained instances (one ``MLP`` each), per-step loss (n_steps, k) and the loss powers."""
 
     models: list[MLP]
@@ -157,9 +130,10 @@ class FitResult:
     loss_powers: list[float]
 
 
-def fit(n_features: int, d_hidden: int, n_active: int, *, loss_powers=(2.0, 8.0),
-        n_steps: int = 2000, batch: int = 512, lr: float = 3e-3, seed: int = 0,
-        data_seed: int = 1, progress: bool = True, device: str | torch.device = "cpu") -> FitResult:
+def train(n_features: int, d_hidden: int, n_active: int, *, loss_powers=(2.0, 8.0),
+          n_steps: int = 2000, batch: int = 512, lr: float = 3e-3, seed: int = 0,
+          data_seed: int = 1, progress: bool = True, device: str | torch.device = "cpu"
+          ) -> TrainedMLPs:
     """Train k = len(loss_powers) MLPs side by side with Adam (Kingma & Ba) on fresh exactly-s
     batches; the objective is the sum over instances of (mean |y_hat - y|^q)^(1/q).
 
@@ -192,7 +166,7 @@ def fit(n_features: int, d_hidden: int, n_active: int, *, loss_powers=(2.0, 8.0)
     history = torch.empty(n_steps, k)
     bar = tqdm(range(n_steps), disable=not progress, desc="training AND MLPs")
     for step in bar:
-        x = sample_inputs(batch, m, n_active, data).to(dev)
+        x = uand.sample_exactly_s(batch, m, n_active, data).to(dev)
         y = and_targets(x, pairs)
         W_in, b_in, W_out, b_out = params
         h = torch.relu(torch.einsum("kdm,bm->kbd", W_in, x) + b_in[:, None])
@@ -207,36 +181,15 @@ def fit(n_features: int, d_hidden: int, n_active: int, *, loss_powers=(2.0, 8.0)
         if step % 100 == 0:
             bar.set_postfix(loss=[round(v, 4) for v in loss.tolist()])
     models = [MLP(*(p[i].detach().cpu().clone() for p in params)) for i in range(k)]
-    return FitResult(models, history, q.tolist())
-
-
-def sparse_bias_theory(n_active: int, d_hidden, n_shared: float):
-    """Mean signed read-off error of sparse U-AND when one input is on: (s - 1) p, p = sqrt(K/d)."""
-    return (n_active - 1) * np.sqrt(n_shared / np.asarray(d_hidden, float))
+    return TrainedMLPs(models, history, q.tolist())
 
 
 def dense_noise_theory(n_active: int, d_hidden):
     """RMS read-off error of dense U-AND on pairs with neither input on (exact):
     sqrt(E[ReLU(Z_s)^2] / (d c_D(s)^2)), Z_s a sum of s Rademacher signs."""
-    s = n_active
-    z = np.array([2 * k - s for k in range(s + 1)], float)
-    w = np.array([math.comb(s, k) for k in range(s + 1)], float) / 2 ** s
+    z, w = _rademacher_sum(n_active)
     second = float((w * np.maximum(z, 0) ** 2).sum())
-    return np.sqrt(second / (np.asarray(d_hidden, float) * dense_gain(s) ** 2))
-
-
-def width_for_error(widths, errors, target: float) -> float:
-    """Smallest width reaching ``target`` error, by log-log interpolation on a decreasing curve;
-    inf if no width on the grid reaches it."""
-    d, e = np.log(np.asarray(widths, float)), np.log(np.asarray(errors, float))
-    below = np.nonzero(e <= np.log(target))[0]
-    if below.size == 0:
-        return float("inf")
-    i = below[0]
-    if i == 0:
-        return float(np.exp(d[0]))
-    t = (np.log(target) - e[i - 1]) / (e[i] - e[i - 1])
-    return float(np.exp(d[i - 1] + t * (d[i] - d[i - 1])))
+    return np.sqrt(second / (np.asarray(d_hidden, float) * dense_gain(n_active) ** 2))
 
 
 def error_table(model: MLP, x: Tensor, pairs: Tensor) -> pd.DataFrame:
@@ -251,7 +204,7 @@ def error_table(model: MLP, x: Tensor, pairs: Tensor) -> pd.DataFrame:
         e = err[sel].double()
         if e.numel() == 0:
             continue
-        qs = torch.quantile(e[:16_000_000], torch.tensor([0.99, 0.999], dtype=torch.float64))
+        qs = np.quantile(e.numpy(), [0.99, 0.999])
         rows.append({"case": case, "mean": float(e.mean()), "q99": float(qs[0]),
                      "q999": float(qs[1]), "max": float(e.max()),
                      "wrong_bits": float((e > 0.5).double().mean()), "mse": float((e ** 2).mean())})
@@ -280,7 +233,8 @@ def construction_theory(n_features: int, widths, n_active: int, x: Tensor, *,
                         n_shared: float = 16.0, net_seeds=(0, 1, 2, 3, 4)) -> pd.DataFrame:
     """Both constructions against their closed forms, averaged over network seeds.
 
-    Sparse: mean signed error on pairs with one input on vs (s-1) sqrt(K/d). Dense: RMS error on
+    Sparse: mean signed error on pairs with one input on vs (s-1) p, p = sqrt(K/d)
+    (``uand.readoff_bias_theory``). Dense: RMS error on
     pairs with neither input on vs ``dense_noise_theory``. The spread between networks is large at
     small m (|N_il| is Poisson(K) for the pair of on features), hence the seeds.
     Columns: d, sparse_bias, sparse_se, sparse_theory, dense_rms, dense_se, dense_theory.
@@ -300,8 +254,39 @@ def construction_theory(n_features: int, widths, n_active: int, x: Tensor, *,
         n = len(net_seeds)
         rows.append({"d": int(d), "sparse_bias": np.mean(bias),
                      "sparse_se": np.std(bias, ddof=1) / np.sqrt(n) if n > 1 else np.nan,
-                     "sparse_theory": float(sparse_bias_theory(n_active, d, n_shared)),
+                     "sparse_theory": uand.readoff_bias_theory(
+                         n_active, uand.connect_prob(n_shared, int(d)))["one on"],
                      "dense_rms": np.mean(rms),
                      "dense_se": np.std(rms, ddof=1) / np.sqrt(n) if n > 1 else np.nan,
                      "dense_theory": float(dense_noise_theory(n_active, d))})
     return pd.DataFrame(rows)
+
+
+def constructions(n_features: int, widths, *, n_active: int, n_shared: float, seed: int
+                  ) -> list[tuple[str, int, MLP]]:
+    """Both constructions at every width: [("sparse U-AND", d, MLP), ("dense U-AND", d, MLP), ...].
+
+    Width d draws both networks, sparse first, from one generator seeded with seed + d."""
+    networks = []
+    for d in widths:
+        gen = torch.Generator().manual_seed(seed + d)
+        networks.append(("sparse U-AND", d, construct("sparse", n_features, d, n_shared=n_shared,
+                                                      n_active=n_active, generator=gen)))
+        networks.append(("dense U-AND", d, construct("dense", n_features, d, n_active=n_active,
+                                                     generator=gen)))
+    return networks
+
+
+def compare(networks: list[tuple[str, int, MLP]], x: Tensor) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score named networks (name, d, MLP) on the same inputs x (T, m).
+
+    Returns (summary, by_case): summary has one row per network with columns network, d, the
+    ``error_table`` row "all" and the ``structure`` entries; by_case holds every ``error_table``
+    row with network and d columns."""
+    pairs = all_pairs(x.shape[1])
+    rows, by_case = [], []
+    for name, d, model in networks:
+        table = error_table(model, x, pairs).set_index("case")
+        rows.append({"network": name, "d": d, **table.loc["all"].to_dict(), **structure(model, x)})
+        by_case.append(table.reset_index().assign(network=name, d=d))
+    return pd.DataFrame(rows), pd.concat(by_case, ignore_index=True)

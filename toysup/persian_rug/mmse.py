@@ -3,7 +3,7 @@
 Whatever the nonlinearity φ after the linear bottleneck, output i sees the pre-activation
 a x_i + ν_i + b with interference ν_i of standard deviation σ ≥ a·s (rank bound, Eq. 6), where
 
-    s(p, r) = sqrt(v(p)(1 − r)/r),   v(p) = p/3 − p²/4.
+    s(p, r) = sqrt(v(p)(1 − r)/r),   v(p) = p/3 − p²/4       (``theory.min_interference_std``).
 
 Dividing by a, the best any φ can do is the Bayes posterior mean for the scalar channel
 
@@ -31,6 +31,8 @@ JumpReLU on the same channel (spec R11): φ(y) = c·y·1[y > θ]. Its loss is, w
 optimised over (θ, c) by Nelder–Mead from several starts (``optimal_jumprelu``). TopK in the large-n
 limit is a data-independent threshold, so it is covered by the same bound (spec R11).
 
+Paper → code: p → ``feature_prob``, s → ``noise_std`` (the interference std per unit diagonal, as in
+``theory.optimal_loss_at_noise``); v(p) is ``theory.feature_variance``.
 Scalars p ∈ (0, 1], s > 0 throughout; functions accept floats and return floats unless noted.
 """
 from dataclasses import dataclass
@@ -40,19 +42,21 @@ from scipy.integrate import simpson
 from scipy.optimize import minimize
 from scipy.special import log_ndtr, logsumexp, ndtr
 
+from toysup.persian_rug.theory import feature_variance
+
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 
 
-def _check_p(p: float) -> float:
-    if not 0 < p <= 1:
-        raise ValueError(f"p must lie in (0, 1], got {p!r}")
-    return float(p)
+def _check_p(feature_prob: float) -> float:
+    if not 0 < feature_prob <= 1:
+        raise ValueError(f"feature_prob must lie in (0, 1], got {feature_prob!r}")
+    return float(feature_prob)
 
 
-def _check_s(s: float) -> float:
-    if not s > 0:
-        raise ValueError(f"s must be > 0, got {s!r}")
-    return float(s)
+def _check_s(noise_std: float) -> float:
+    if not noise_std > 0:
+        raise ValueError(f"noise_std must be > 0, got {noise_std!r}")
+    return float(noise_std)
 
 
 def _log_phi(t: np.ndarray) -> np.ndarray:
@@ -67,7 +71,7 @@ def _log_delta_Phi(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     return hi + np.log1p(-np.exp(lo - hi))
 
 
-def mmse(p: float, s: float, *, points_per_s: int = 50) -> float:
+def mmse(feature_prob: float, noise_std: float, *, points_per_s: int = 50) -> float:
     """mmse(p, s) = E Var(x | x + sZ) for x ~ (1 − p)δ₀ + p U[0, 1], computed in log space.
 
     Trapezoid rule on y ∈ [−10 s, 1 + 10 s] (everything outside carries weight < e⁻⁵⁰) with step
@@ -75,7 +79,7 @@ def mmse(p: float, s: float, *, points_per_s: int = 50) -> float:
     s (for s > 1 everywhere: f_Y is then a box of width 1 smoothed by a Gaussian of width s); between
     the edges (s < 1/30 only) Var(x | y) ≈ s² is flat up to e⁻⁷² and 400 points do.
     """
-    p, s = _check_p(p), _check_s(s)
+    p, s = _check_p(feature_prob), _check_s(noise_std)
     h = s / points_per_s
     if s < 1 / 30:
         edge = np.arange(-10 * s, 12 * s, h)
@@ -98,26 +102,13 @@ def mmse(p: float, s: float, *, points_per_s: int = 50) -> float:
     return float(np.trapezoid(integrand, y))
 
 
-def min_noise_std(p: float, r: float) -> float:
-    """s(p, r) = sqrt(v(p)(1 − r)/r): the smallest interference std per unit diagonal (Eq. 6)."""
-    p = _check_p(p)
-    if not 0 < r <= 1:
-        raise ValueError(f"r must lie in (0, 1], got {r!r}")
-    return float(np.sqrt((p / 3 - p * p / 4) * (1 - r) / r))
-
-
-def mmse_bound(p: float, r: float) -> float:
-    """The lower bound on the loss of every elementwise activation: mmse(p, s(p, r))."""
-    return mmse(p, min_noise_std(p, r))
-
-
-def jumprelu_loss(threshold: float, scale: float, p: float, s: float, *,
+def jumprelu_loss(threshold: float, scale: float, feature_prob: float, noise_std: float, *,
                   points_per_s: int = 40) -> float:
     """L_J(θ, c): loss of φ(y) = c·y·1[y > θ] on the channel y = x + sZ (module docstring).
 
     The u-integral is Simpson's rule with step at most min(s, 1)/points_per_s on [0, 1].
     """
-    p, s = _check_p(p), _check_s(s)
+    p, s = _check_p(feature_prob), _check_s(noise_std)
     theta, c = float(threshold), float(scale)
     n_u = 2 * int(np.ceil(points_per_s / min(s, 1.0) / 2)) + 1   # odd, for Simpson
     u = np.linspace(0.0, 1.0, n_u)
@@ -139,9 +130,9 @@ class JumpReLUOptimum:
     scale: float
 
 
-def optimal_jumprelu(p: float, s: float) -> JumpReLUOptimum:
+def optimal_jumprelu(feature_prob: float, noise_std: float) -> JumpReLUOptimum:
     """min over (θ, c) of L_J, Nelder–Mead over (θ/s, log c) from thresholds 0…5 noise stds."""
-    p, s = _check_p(p), _check_s(s)
+    p, s = _check_p(feature_prob), _check_s(noise_std)
 
     def objective(z: np.ndarray) -> float:
         return jumprelu_loss(z[0] * s, np.exp(z[1]), p, s)
@@ -157,18 +148,19 @@ def optimal_jumprelu(p: float, s: float) -> JumpReLUOptimum:
                            scale=float(np.exp(best.x[1])))
 
 
-def row_bound(p: float, diag: np.ndarray, sigma: np.ndarray, *, n_grid: int = 200) -> np.ndarray:
+def row_bound(feature_prob: float, diag: np.ndarray, sigma: np.ndarray, *,
+              n_grid: int = 200) -> np.ndarray:
     """Per-row bound mmse(p, σ_i/a_i) for a trained model with diagonal a_i and interference std σ_i.
 
     Rows with a_i ≤ 0 read nothing of their own feature: their bound is v(p) (the s → ∞ limit).
     mmse is evaluated on n_grid log-spaced values of s and interpolated in log–log coordinates
     (relative error below 1e-4 for n_grid ≥ 100). diag, sigma: arrays of equal shape.
     """
-    p = _check_p(p)
+    p = _check_p(feature_prob)
     diag, sigma = np.asarray(diag, dtype=np.float64), np.asarray(sigma, dtype=np.float64)
     if diag.shape != sigma.shape:
         raise ValueError(f"diag and sigma must have the same shape, got {diag.shape} and {sigma.shape}")
-    v = p / 3 - p * p / 4
+    v = feature_variance(p)
     alive = diag > 0
     out = np.full(diag.shape, v)
     if alive.any():

@@ -11,11 +11,13 @@ Sampling exploits sparsity: the gaps between consecutive active entries of the f
 more its value — about 2·p draws per entry instead of one or two per entry (tms.md §1.1), which is what
 makes data generation cheap next to the model's matrix products at p ≈ 0.05.
 
-Shapes: ``feature_prob`` (k,); a batch holds x of shape (k, batch, n) in sparse form;
-``SparseBatch.dense()`` is (batch, k, n), the layout used everywhere else in ``toysup``.
+Shapes: ``feature_prob`` (k,) (``instance_probs`` spreads one value over k instances); a batch
+holds x of shape (k, batch, n) in sparse form; ``SparseBatch.dense()`` is (batch, k, n), the layout
+used everywhere else in ``toysup``.
 """
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -83,6 +85,15 @@ def _csr(row: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Ten
     with warnings.catch_warnings():  # torch flags all CSR support as beta; we use only CSR @ dense
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
+
+
+def instance_probs(feature_prob: float | Sequence[float] | Tensor, n_instances: int) -> Tensor:
+    """feature_prob as a float64 tensor of shape (k,): one value for every instance, or k values."""
+    p = checks.probabilities("feature_prob", feature_prob)
+    p = p.expand(n_instances) if p.numel() == 1 else p
+    if p.numel() != n_instances:
+        raise ValueError(f"feature_prob must hold 1 or n_instances={n_instances} values, got {p.numel()}")
+    return p
 
 
 def make_generators(seeds: list[int], device: torch.device) -> list[torch.Generator]:

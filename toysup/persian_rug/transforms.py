@@ -14,27 +14,25 @@ transformation that changes a statistic must move it as Eq. (5) predicts. With W
   sum and sum of squares: W_ii, b_i, μ_i, σ_i² are kept exactly, the tails and the antipodal
   partners are gone. The real test: if only (a, b̃, σ) matter, the loss does not move.
 * ``projector_replacement``: W → (a/r)Π with Π = UUᵀ a random orthogonal projector of rank m with
-  constant diagonal r (Eq. 7; Hadamard rows with random signs when n is a power of 2),
-  a the trained mean diagonal; biases set so that every effective bias equals the trained mean b̃.
-  σ drops to the rank bound a·s(p, r) (Eq. 6).
+  constant diagonal r (Eq. 7; ``projectors.orthonormal_columns``, Hadamard rows with random signs
+  when n is a power of 2), a the trained mean diagonal; biases set so that every effective bias
+  equals the trained mean b̃. σ drops to the rank bound a·s(p, r) (Eq. 6).
 * ``scale_interference``: off-diagonal entries × c, biases shifted so each b̃_i is kept: σ → cσ, the
   contrast that DOES change a statistic.
 
 All take and return ``AutoencoderParams`` (instances axis k) so ``evaluate.expected_loss`` applies;
-full-rank results are stored with d_hidden = n, W_in = I, W_out = W. ``loss_change`` compares two
-models on the same held-out samples.
+full-rank results are stored with d_hidden = n, W_in = I, W_out = W; ``evaluate.loss_change``
+compares a model and its transform on the same held-out samples.
 Shapes: W (k, n, n), b (k, n), feature_prob (k,).
 """
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-import scipy.linalg
 import torch
 from torch import Tensor
 
-from toysup import checks, stats
-from toysup.data import make_generators, sample_sparse
-from toysup.model import AutoencoderConfig, AutoencoderParams, residual
+from toysup.persian_rug import projectors, stats
+from toysup.persian_rug.data import instance_probs
+from toysup.persian_rug.model import AutoencoderConfig, AutoencoderParams
 
 
 def dense_params(W: Tensor, b: Tensor) -> AutoencoderParams:
@@ -99,18 +97,20 @@ def _off_columns(n: int, device: torch.device) -> Tensor:
 
 def projector_replacement(params: AutoencoderParams, feature_prob: float | Sequence[float] | Tensor,
                           generator: torch.Generator) -> AutoencoderParams:
-    """W → (a/r)UUᵀ (Eq. 7) with U from ``orthonormal_columns``; b_i = b̃ − μ'_i.
+    """W → (a/r)UUᵀ (Eq. 7) with U from ``projectors.orthonormal_columns``; b_i = b̃ − μ'_i.
 
+    U is of kind "hadamard" (diagonal of UUᵀ exactly r) when n is a power of 2, else "gaussian";
     a = mean_i W_ii and b̃ = mean_i b̃_i of the trained instance; r = m/n as realised. Rank m, so it
     is stored factorised: W_in = √(a/r) Uᵀ, W_out = √(a/r) U.
     """
     cfg = params.config
     k, n, m = cfg.n_instances, cfg.n_features, cfg.d_hidden
-    p = _probs(feature_prob, k)
+    p = instance_probs(feature_prob, k)
     W = params.W_eff()
     a = torch.diagonal(W, dim1=1, dim2=2).mean(dim=1)                    # (k,)
     target = stats.effective_bias(W, params.b, p).mean(dim=1)            # (k,)
-    U = orthonormal_columns(k, n, m, generator).to(W)                    # (k, n, m)
+    kind = "hadamard" if n & (n - 1) == 0 else "gaussian"
+    U = projectors.orthonormal_columns(n, m, k, generator, kind=kind).to(W)   # (k, n, m)
     scale = (a * n / m).clamp_min(0).sqrt()[:, None, None]
     enc = (scale * U).contiguous()
     new = AutoencoderParams(AutoencoderConfig(n, m, k), enc, enc.clone(), torch.zeros_like(params.b))
@@ -118,82 +118,14 @@ def projector_replacement(params: AutoencoderParams, feature_prob: float | Seque
     return new
 
 
-def orthonormal_columns(n_instances: int, n_features: int, d_hidden: int,
-                        generator: torch.Generator) -> Tensor:
-    """U (k, n, m), float64, orthonormal columns; UUᵀ is a rank-m projector.
-
-    n a power of 2: m random rows of the Sylvester-Hadamard matrix, U = D H_Sᵀ/√n with random signs
-    D, so every diagonal entry of UUᵀ is exactly r = m/n, as Eq. (7) requires. Otherwise the QR
-    factor of a Gaussian matrix (diagonal r ± O(n^-1/2)).
-    """
-    k, n, m = n_instances, n_features, d_hidden
-    if n & (n - 1) == 0:
-        H = torch.as_tensor(scipy.linalg.hadamard(n), dtype=torch.float64)
-        rows = torch.stack([torch.randperm(n, generator=generator)[:m] for _ in range(k)])
-        signs = torch.randint(0, 2, (k, n, 1), generator=generator).double() * 2 - 1
-        return signs * H[rows].transpose(1, 2) / n ** 0.5
-    gauss = torch.randn(k, n, m, generator=generator, dtype=torch.float64)
-    return torch.linalg.qr(gauss).Q
-
-
 def scale_interference(params: AutoencoderParams, feature_prob: float | Sequence[float] | Tensor,
                        factor: float) -> AutoencoderParams:
     """Off-diagonal entries × ``factor`` (σ → factor·σ), b_i shifted so every b̃_i is unchanged."""
     if not factor > 0:
         raise ValueError(f"factor must be > 0, got {factor!r}")
-    p = _probs(feature_prob, params.config.n_instances)
+    p = instance_probs(feature_prob, params.config.n_instances)
     W = params.W_eff()
     off = stats.off_diagonal(W)
     new_W = W - off + factor * off
     b = params.b - (factor - 1) * stats.mean_interference(W, p).to(W)
     return dense_params(new_W, b)
-
-
-@dataclass
-class LossChange:
-    """Held-out losses of two models on the SAME samples: each (k,), float64, CPU."""
-
-    before: Tensor
-    after: Tensor
-    stderr: Tensor         # standard error of ``before`` (sampling noise of one loss estimate)
-    delta: Tensor          # after − before
-    delta_stderr: Tensor   # standard error of the paired difference
-
-
-def loss_change(before: AutoencoderParams, after: AutoencoderParams,
-                feature_prob: float | Sequence[float] | Tensor, *, n_samples: int = 40_960,
-                batch: int = 2048, seed: int = 12_345) -> LossChange:
-    """L(after) − L(before) per instance, both evaluated on the same fresh samples (paired)."""
-    k, n = before.config.n_instances, before.config.n_features
-    if (after.config.n_instances, after.config.n_features) != (k, n):
-        raise ValueError(f"after must have {k} instances of {n} features, got "
-                         f"{after.config.n_instances} of {after.config.n_features}")
-    checks.positive_int("n_samples", n_samples)
-    if n_samples < 2:
-        raise ValueError(f"n_samples must be at least 2 for a standard error, got {n_samples}")
-    p = _probs(feature_prob, k)
-    gens = make_generators([seed + 7919 * i for i in range(k)], before.b.device)
-    sums = torch.zeros(5, k, dtype=torch.float64)     # Σ l₀, Σ l₀², Σ l₁, Σ d, Σ d²
-    done = 0
-    with torch.no_grad():
-        while done < n_samples:
-            size = min(batch, n_samples - done)
-            data = sample_sparse(p, size, n, gens)
-            l0 = (residual(before, data)[1] ** 2).mean(dim=2).double().cpu()
-            l1 = (residual(after, data)[1] ** 2).mean(dim=2).double().cpu()
-            d = l1 - l0
-            for row, value in enumerate((l0, l0 * l0, l1, d, d * d)):
-                sums[row] += value.sum(dim=1)
-            done += size
-    mean0, mean1, mean_d = sums[0] / n_samples, sums[2] / n_samples, sums[3] / n_samples
-    var0 = (sums[1] / n_samples - mean0 ** 2).clamp_min(0) * n_samples / (n_samples - 1)
-    var_d = (sums[4] / n_samples - mean_d ** 2).clamp_min(0) * n_samples / (n_samples - 1)
-    return LossChange(mean0, mean1, (var0 / n_samples).sqrt(), mean_d, (var_d / n_samples).sqrt())
-
-
-def _probs(feature_prob: float | Sequence[float] | Tensor, k: int) -> Tensor:
-    p = checks.probabilities("feature_prob", feature_prob)
-    p = p.expand(k) if p.numel() == 1 else p
-    if p.numel() != k:
-        raise ValueError(f"feature_prob must hold 1 or n_instances={k} values, got {p.numel()}")
-    return p

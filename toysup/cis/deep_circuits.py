@@ -12,7 +12,7 @@ v_hat^{l-1} = R^{l-1} h^{l-1} (v_hat^0 = b) and has two pools of units with fres
 connectivity per layer:
     OR pool  (d_or units):  z = B_or  v_hat,  B_or  ~ Bern(K / d_or)        (each gate owns ~K units)
     AND pool (d_and units): z = B_and v_hat,  B_and ~ Bern(sqrt(K / d_and))  (each pair shares ~K)
-Unit outputs (variant):
+Unit outputs (``network``, one of NETWORKS):
     "ec"            clip_[a,b](z) = (ReLU(z - a) - ReLU(z - b)) / (b - a), two ReLUs per unit,
                     OR pool [a, b] = [delta, 1 - delta], AND pool [1 + delta, 2 - delta];
     "naive_centred" ReLU(z) (OR pool), ReLU(z - 1) (AND pool);
@@ -26,7 +26,7 @@ counted by ``empty_readoffs``.
 
 As an explicit MLP (``explicit_mlp``, small sizes only): hidden state of layer l is
 h^l = [ReLU(C z - a); ReLU(C z - b)] for "ec" (width 2(d_or + d_and)) or ReLU(C z - a) for the naive
-variants (width d_or + d_and), with C = [B_or; B_and] (D x m), z = R^{l-1} h^{l-1}, so
+networks (width d_or + d_and), with C = [B_or; B_and] (D x m), z = R^{l-1} h^{l-1}, so
 W^l = [C R^{l-1}; C R^{l-1}] and W^1 = [C; C]. R^l has shape (m, hidden).
 
 Shapes: inputs x0 (T, m) float; circuit values (L+1, T, m) bool; read-off values (L+1, T, m) float.
@@ -39,10 +39,11 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from toysup import checks
+from toysup import checks, fits
+from toysup.cis import uand
 
 COPY, AND, OR = 0, 1, 2
-VARIANTS = ("ec", "naive_centred", "naive_raw")
+NETWORKS = ("ec", "naive_centred", "naive_raw")   # error-corrected and the two naive chains
 
 
 @dataclass(frozen=True)
@@ -82,18 +83,6 @@ def random_circuit(n_features: int, depth: int, *, gate_prob: float = 0.1,
     return Circuit(perm, partner, gate_type)
 
 
-def sample_exactly_s(n_inputs: int, n_features: int, n_active: int,
-                     generator: torch.Generator) -> Tensor:
-    """Boolean inputs with exactly s of m features on, uniformly: (T, m) float32 in {0, 1}."""
-    checks.positive_int("n_inputs", n_inputs)
-    checks.positive_int("n_features", n_features)
-    checks.positive_int("n_active", n_active, maximum=n_features)
-    idx = torch.rand(n_inputs, n_features, generator=generator).argsort(dim=1)[:, :n_active]
-    x = torch.zeros(n_inputs, n_features)
-    x.scatter_(1, idx, 1.0)
-    return x
-
-
 def evaluate_circuit(circuit: Circuit, x0: Tensor) -> Tensor:
     """Ground-truth gate values of every layer: (L+1, T, m) bool, layer 0 = x0."""
     g = x0.bool()
@@ -118,7 +107,7 @@ def sparse_inputs(circuit: Circuit, n_inputs: int, n_active: int, *, max_active:
     checks.positive_int("max_active", max_active)
     kept_x, kept_g, n_kept = [], [], 0
     for _ in range(max_draws):
-        x = sample_exactly_s(4 * n_inputs, circuit.n_features, n_active, generator)
+        x = uand.sample_exactly_s(4 * n_inputs, circuit.n_features, n_active, generator)
         g = evaluate_circuit(circuit, x)
         ok = (g.sum(dim=2) <= max_active).all(dim=0)
         kept_x.append(x[ok])
@@ -155,17 +144,17 @@ class DeepConfig:
     def and_prob(self) -> float:
         return min(1.0, (self.n_shared / self.d_and) ** 0.5)
 
-    def thresholds(self, variant: str) -> tuple[float, float, float, float]:
+    def thresholds(self, network: str) -> tuple[float, float, float, float]:
         """(a_or, b_or, a_and, b_and): clip intervals ("ec") or ReLU offsets (b = inf, naive)."""
-        _check_variant(variant)
-        if variant == "ec":
+        _check_network(network)
+        if network == "ec":
             return self.margin, 1 - self.margin, 1 + self.margin, 2 - self.margin
         return 0.0, float("inf"), 1.0, float("inf")
 
 
-def _check_variant(variant: str) -> None:
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+def _check_network(network: str) -> None:
+    if network not in NETWORKS:
+        raise ValueError(f"network must be one of {NETWORKS}, got {network!r}")
 
 
 def connectivity(config: DeepConfig, n_features: int, layer: int, net_seed: int
@@ -213,14 +202,14 @@ def _gate_readoffs(a_or: Tensor, a_and: Tensor, B_or: Tensor, B_and: Tensor, per
     return values, empty
 
 
-def run_network(circuit: Circuit, config: DeepConfig, x0: Tensor, *, variant: str = "ec",
+def run_network(circuit: Circuit, config: DeepConfig, x0: Tensor, *, network: str = "ec",
                 net_seed: int = 0, dtype: torch.dtype = torch.float32,
                 device: str | torch.device = "cpu") -> tuple[Tensor, int]:
     """Factored forward pass: read-off values v_hat^l for l = 0..L, (L+1, T, m), and the number of
     empty read-off sets met (their read-off is 0). v_hat^0 = x0. Returned on the CPU."""
-    _check_variant(variant)
+    _check_network(network)
     dev = checks.device(device)
-    a_or_t, b_or_t, a_and_t, b_and_t = config.thresholds(variant)
+    a_or_t, b_or_t, a_and_t, b_and_t = config.thresholds(network)
     m = circuit.n_features
     if x0.shape[-1] != m:
         raise ValueError(f"x0 must have {m} columns (n_features), got shape {tuple(x0.shape)}")
@@ -232,13 +221,13 @@ def run_network(circuit: Circuit, config: DeepConfig, x0: Tensor, *, variant: st
         a_and = _units(v @ B_and.to(dtype).T, a_and_t, b_and_t)
         v, e = _gate_readoffs(a_or, a_and, B_or, B_and, circuit.perm[l - 1].to(dev),
                               circuit.partner[l - 1].to(dev), circuit.gate_type[l - 1].to(dev),
-                              centred=variant != "naive_raw")
+                              centred=network != "naive_raw")
         empty += e
         out.append(v.cpu())
     return torch.stack(out), empty
 
 
-def explicit_mlp(circuit: Circuit, config: DeepConfig, *, variant: str = "ec", net_seed: int = 0,
+def explicit_mlp(circuit: Circuit, config: DeepConfig, *, network: str = "ec", net_seed: int = 0,
                  max_hidden: int = 20_000, weights: bool = True
                  ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
     """The same network as explicit ReLU layers (float64; small sizes only).
@@ -247,13 +236,13 @@ def explicit_mlp(circuit: Circuit, config: DeepConfig, *, variant: str = "ec", n
     l = 1..L, with h^l = ReLU(W^l h^{l-1} + b^l), h^0 = x0 and v_hat^l = R^l h^l.
     ``weights=False`` skips the dense W^l (returns an empty list) and lifts ``max_hidden``.
     """
-    _check_variant(variant)
-    m, ec = circuit.n_features, variant == "ec"
+    _check_network(network)
+    m, ec = circuit.n_features, network == "ec"
     n_units = config.d_or + config.d_and
     hidden = 2 * n_units if ec else n_units
     if weights and hidden > max_hidden:
         raise ValueError(f"explicit network would have hidden={hidden} > max_hidden={max_hidden}")
-    a_or, b_or, a_and, b_and = config.thresholds(variant)
+    a_or, b_or, a_and, b_and = config.thresholds(network)
     low = torch.cat([torch.full((config.d_or,), -a_or, dtype=torch.float64),
                      torch.full((config.d_and,), -a_and, dtype=torch.float64)])
     high = torch.cat([torch.full((config.d_or,), -b_or, dtype=torch.float64),
@@ -272,11 +261,11 @@ def explicit_mlp(circuit: Circuit, config: DeepConfig, *, variant: str = "ec", n
         perm, partner, t = (circuit.perm[l - 1], circuit.partner[l - 1], circuit.gate_type[l - 1])
         Bo, Ba = B_or.double(), B_and.double()
         copy = (Bo / Bo.sum(0).clamp(min=1)).T                      # (m, d_or)
-        if variant != "naive_raw":
+        if network != "naive_raw":
             copy = copy - 1.0 / config.d_or
         pair_mask = (Ba[:, perm] * Ba[:, partner]).T                # (m, d_and) per gate
         and_c = pair_mask / pair_mask.sum(1, keepdim=True).clamp(min=1)
-        if variant != "naive_raw":
+        if network != "naive_raw":
             and_c = and_c - 1.0 / config.d_and
         R_or = torch.where((t == COPY)[:, None], copy[perm],
                            torch.where((t == OR)[:, None], copy[perm] + copy[partner], 0.0))
@@ -299,15 +288,6 @@ def explicit_forward(Ws: list[Tensor], bs: list[Tensor], Rs: list[Tensor], x0: T
     return torch.stack(out)
 
 
-def _quantile(x: Tensor, q: float) -> float:
-    """Quantile of a flat tensor via sorting (torch.quantile caps the input size)."""
-    flat = x.reshape(-1).double().sort().values
-    pos = q * (flat.numel() - 1)
-    lo = int(np.floor(pos))
-    hi = min(lo + 1, flat.numel() - 1)
-    return float(flat[lo] + (pos - lo) * (flat[hi] - flat[lo]))
-
-
 def layer_errors(values: Tensor, truth: Tensor, *, threshold: float = 0.5) -> pd.DataFrame:
     """Per-layer |v_hat - g| over all gates and inputs: mean, q99, q99.9, max and BER (> threshold).
 
@@ -317,30 +297,31 @@ def layer_errors(values: Tensor, truth: Tensor, *, threshold: float = 0.5) -> pd
     for l in range(1, values.shape[0]):
         err = (values[l].double() - truth[l].double()).abs()
         err = torch.nan_to_num(err, nan=float("inf"))
-        rows.append({"layer": l, "mean": float(err.mean()), "q99": _quantile(err, 0.99),
-                     "q999": _quantile(err, 0.999), "max": float(err.max()),
+        q99, q999 = np.quantile(err.numpy(), [0.99, 0.999])
+        rows.append({"layer": l, "mean": float(err.mean()), "q99": float(q99),
+                     "q999": float(q999), "max": float(err.max()),
                      "ber": float((err > threshold).double().mean())})
     return pd.DataFrame(rows)
 
 
 def depth_experiment(n_features: int, depth: int, config: DeepConfig, *, n_active: int = 3,
                      n_inputs: int = 128, gate_prob: float = 0.1, net_seed: int = 0,
-                     variants: tuple[str, ...] = VARIANTS, generator: torch.Generator,
+                     networks: tuple[str, ...] = NETWORKS, generator: torch.Generator,
                      device: str | torch.device = "cpu") -> pd.DataFrame:
-    """Spec §5.4 NB4: one circuit, kept sparse inputs, every variant on the same connectivity.
+    """Spec §5.4 NB4: one circuit, kept sparse inputs, every network on the same connectivity.
 
     The circuit is drawn from ``net_seed`` (network randomness), the inputs from ``generator``.
-    Returns ``layer_errors`` rows with a ``variant`` column. naive_raw runs in float64.
+    Returns ``layer_errors`` rows with a ``network`` column. naive_raw runs in float64.
     """
     circuit = random_circuit(n_features, depth, gate_prob=gate_prob,
                              generator=torch.Generator().manual_seed(int(net_seed)))
     x0, truth = sparse_inputs(circuit, n_inputs, n_active, generator=generator)
     frames = []
-    for variant in variants:
-        dtype = torch.float64 if variant == "naive_raw" else torch.float32
-        values, _ = run_network(circuit, config, x0, variant=variant, net_seed=net_seed, dtype=dtype,
+    for network in networks:
+        dtype = torch.float64 if network == "naive_raw" else torch.float32
+        values, _ = run_network(circuit, config, x0, network=network, net_seed=net_seed, dtype=dtype,
                                 device=device)
-        frames.append(layer_errors(values, truth).assign(variant=variant))
+        frames.append(layer_errors(values, truth).assign(network=network))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -356,9 +337,9 @@ def and_noise(n_features: int, d: int, *, n_shared: float = 16.0, n_active: int 
     d_or = d_and = d and a pure-permutation layer 1 (so g^1 is exactly s-sparse)."""
     config = DeepConfig(d_or=d, d_and=d, n_shared=n_shared, margin=margin)
     circuit = random_circuit(n_features, 1, generator=torch.Generator().manual_seed(int(net_seed)))
-    x0 = sample_exactly_s(n_inputs, n_features, n_active, generator)
+    x0 = uand.sample_exactly_s(n_inputs, n_features, n_active, generator)
     truth = evaluate_circuit(circuit, x0)
-    values, _ = run_network(circuit, config, x0, variant="ec", net_seed=net_seed, device=device)
+    values, _ = run_network(circuit, config, x0, network="ec", net_seed=net_seed, device=device)
     err = values[1] - truth[1].float()
     _, B_and = connectivity(config, n_features, 2, net_seed)
     return float((err @ B_and.float().T).double().std())
@@ -386,19 +367,29 @@ def capacity_grid(n_features_grid, d_grid, *, n_shared: float = 16.0, n_active: 
     return df
 
 
-def capacity_fit(grid: pd.DataFrame, sigma_target: float) -> dict[str, float]:
+@dataclass(frozen=True)
+class CapacityFit:
+    """``capacity_fit``'s result: the exponents of sigma^2 in m and d, and m_max(d) with its law."""
+
+    slope_m: float             # a in log sigma^2 = c + a log m + b log d
+    slope_d: float             # b
+    d: np.ndarray              # the widths of the grid
+    m_max: np.ndarray          # m_max(d) at sigma_target
+    m_max_law: fits.PowerLaw   # m_max against d; theory slope 1.5
+
+
+def capacity_fit(grid: pd.DataFrame, sigma_target: float) -> CapacityFit:
     """Fit log sigma^2 = c + a log m + b log d; m_max(d) at sigma_target from per-d fits.
 
-    Returns slope_m (a), slope_d (b), and slope_mmax, the log-log slope of m_max against d where
-    m_max(d) solves sigma(m, d) = sigma_target on each d's own line in log m.
+    m_max(d) solves sigma(m, d) = sigma_target on each d's own power law in m
+    (``fits.power_law``); ``m_max_law`` is the power law of m_max against d.
     """
     X = np.column_stack([np.ones(len(grid)), np.log(grid["m"]), np.log(grid["d"])])
     coef = np.linalg.lstsq(X, np.log(grid["var"].to_numpy()), rcond=None)[0]
     ds, m_max = [], []
     for d, rows in grid.groupby("d"):
-        a, c = np.polyfit(np.log(rows["m"]), np.log(rows["var"]), 1)
+        law = fits.power_law(rows["m"], rows["var"])
         ds.append(d)
-        m_max.append(np.exp((np.log(sigma_target ** 2) - c) / a))
-    slope = float(np.polyfit(np.log(ds), np.log(m_max), 1)[0])
-    return {"slope_m": float(coef[1]), "slope_d": float(coef[2]), "slope_mmax": slope,
-            "d": np.array(ds, float), "m_max": np.array(m_max)}
+        m_max.append(np.exp((np.log(sigma_target ** 2) - law.intercept) / law.slope))
+    return CapacityFit(float(coef[1]), float(coef[2]), np.array(ds, float), np.array(m_max),
+                       fits.power_law(ds, m_max))

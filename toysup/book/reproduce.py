@@ -1,18 +1,24 @@
 """Run every chapter through papermill and build the book from those executions, in one command.
 
-    python -m toysup.reproduce                          # every chapter at book scale, then the book
-    python -m toysup.reproduce --params my.yaml         # e.g. device: cuda, scale: paper, larger sizes
-    python -m toysup.reproduce --only 02_symmetry 04_activations --force
+    python -m toysup.book.reproduce                          # every chapter at book scale, then the book
+    python -m toysup.book.reproduce --params my.yaml         # e.g. device: cuda, scale: paper, larger sizes
+    python -m toysup.book.reproduce --only 02_symmetry 04_activations --force
 
 Layout of one build folder B (default ``_build``; ``--fast`` defaults to ``_build/fast``):
-``B/notebooks/`` the executed chapters, ``B/records/`` their scorecard records (toysup/scorecard.py),
+``B/notebooks/`` the executed chapters, ``B/records/`` their scorecard records (toysup/book/scorecard.py),
 ``B/state.json`` what ran, with its key, time and outcome, ``B/stage/`` the book's sources with the
-executed chapters in place and execution switched off, ``B/html/`` the rendered book.
+executed chapters in place and execution switched off, ``B/html/`` the rendered book. One run holds
+the folder's lock (``B/.state.json.lock``) throughout: a second run on the same folder waits.
 
-A chapter is skipped when its key — the SHA-256 of the notebook file, its parameters, every toysup
-source file and the torch version — matches its last successful run; ``--force`` reruns it. A failed
-check stops the run with the chapter's name (``--keep-going``: run the rest, build the book, which then
-shows the failure red on its scorecard, and still exit non-zero).
+A chapter's key is the SHA-256 of the notebook file, its parameters, every toysup source file, the
+versions of Python, numpy, scipy, pandas, matplotlib and torch, and requirements.txt. The executed
+notebook (metadata ``toysup.key``) and its records ("key") carry the key they were made under, and
+the state entry is removed before a chapter runs and written only when papermill has finished it. A
+chapter is reused only when all three hold its current key and its last run passed, so any change,
+an interrupted run, and a notebook or record written into the folder under another key (by the tests
+after a change; a run by hand records none) are rerun; ``--force`` reruns it anyway. A failed check stops the run with the chapter's name (``--keep-going``: run the rest, build
+the book, which then shows the failure red on its scorecard, and still exit non-zero). Paths are
+printed relative to the repository.
 
 Parameter file (YAML): ``all:`` applies to every chapter, a chapter's file stem to that chapter only::
 
@@ -31,14 +37,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import papermill
-import torch
 import yaml
+from traitlets.config import Config
 
-from toysup.cache import source_digest
+from toysup import storage
+from toysup.paths import BUILD, REPO_ROOT, REQUIREMENTS, shown, source_digest, versions
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO_ROOT / "notebooks"
+# The kernel manager provisions CurveZMQ keys for kernels whose kernelspec declares support (ipykernel's
+# does): the kernel's traffic is encrypted, so ipykernel does not warn "Kernel is running over TCP
+# without encryption" at every chapter.
+KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}})
 
 
 def chapters() -> list[Path]:
@@ -84,25 +95,77 @@ def load_spec(path: Path | None, *, fast: bool) -> dict[str, dict[str, Any]]:
 
 
 def chapter_key(notebook: Path, params: dict[str, Any]) -> str:
-    """SHA-256 of everything an execution depends on: notebook, parameters, toysup, torch."""
+    """SHA-256 of everything an execution depends on: notebook, parameters, toysup, the versions
+    of Python and the libraries whose results it shows (``paths.versions``), requirements.txt."""
     digest = hashlib.sha256(notebook.read_bytes())
     digest.update(json.dumps(params, sort_keys=True).encode())
     digest.update(source_digest().encode())
-    digest.update(torch.__version__.encode())
+    digest.update(json.dumps(versions(), sort_keys=True).encode())
+    digest.update(REQUIREMENTS.read_bytes())
     return digest.hexdigest()
+
+
+def made_under(path: Path, *where: str) -> str | None:
+    """The key stored under the nested names ``where`` of the JSON file ``path``: ("metadata",
+    "toysup", "key") of an executed notebook, ("key",) of a record. None if absent or unreadable."""
+    try:
+        value = json.loads(path.read_text())
+        for name in where:
+            value = value[name]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def execute_chapter(notebook: Path, out_dir: Path, params: dict[str, Any], records: Path, *,
                     progress: bool = True) -> None:
     """Execute one chapter with papermill into ``out_dir``, its scorecard records into ``records``.
 
+    The executed notebook is written once papermill has finished (the previous one stays until then)
+    and then carries its ``chapter_key`` in its metadata (``toysup.key``), as its records do ("key").
     Raises papermill.PapermillExecutionError when a cell fails (a failed check included); the
-    executed notebook, with the error, is written all the same.
+    executed notebook, with the error and the key, is written all the same.
     """
+    key = chapter_key(notebook, params)
+    target = out_dir / notebook.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["TOYSUP_RECORDS"] = str(records)     # inherited by the kernel papermill starts
-    papermill.execute_notebook(notebook, out_dir / notebook.name, parameters=params,
-                               kernel_name="python3", cwd=notebook.parent, progress_bar=progress)
+    for_kernel = {"TOYSUP_RECORDS": str(records), "TOYSUP_KEY": key}   # the kernel inherits them
+    before = {name: os.environ.get(name) for name in for_kernel}
+    os.environ.update(for_kernel)
+    failure = None
+    try:
+        papermill.execute_notebook(notebook, target, parameters=params, kernel_name="python3",
+                                   cwd=notebook.parent, progress_bar=progress,
+                                   request_save_on_cell_execute=False, config=KERNEL_CONFIG)
+    except papermill.PapermillExecutionError as err:
+        failure = err
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
+    executed = nbformat.read(target, as_version=nbformat.NO_CONVERT)
+    executed.metadata["toysup"] = {"key": key}
+    storage.write_text(target, nbformat.writes(executed))
+    if failure:
+        raise failure
+
+
+def load_state(path: Path) -> dict[str, dict[str, Any]]:
+    """A build folder's ``state.json`` as {chapter: entry}; {} when there is none yet. An unreadable
+    one is treated as empty, with a printed note: its chapters rerun."""
+    if not path.exists():
+        return {}
+    try:
+        state, problem = json.loads(path.read_text()), "not a mapping of chapters to entries"
+    except (OSError, ValueError) as err:
+        state, problem = None, str(err)
+    if isinstance(state, dict) and all(isinstance(entry, dict) for entry in state.values()):
+        return state
+    print(f"note: {shown(path)} is unreadable ({problem}); starting from an empty state, so every "
+          "chapter reruns", flush=True)
+    return {}
 
 
 def stage_book(executed: Path, records: Path, stage: Path, state: Path | None = None) -> Path:
@@ -142,27 +205,39 @@ def build_book(stage: Path, html: Path) -> subprocess.CompletedProcess:
 
 def reproduce(out: Path, spec: dict[str, dict[str, Any]], *, only: list[str] | None = None,
               force: bool = False, keep_going: bool = False, build: bool = True) -> int:
-    """Execute the chapters (skipping unchanged ones), then build the book. Returns an exit code."""
+    """Execute the chapters (skipping unchanged ones), then build the book. Returns an exit code.
+
+    Every parameter is checked before anything runs; the run then holds the build folder's lock.
+    """
     selected = [nb for nb in chapters() if not only or nb.stem in only]
     if only and len(selected) != len(set(only)):
         known = [nb.stem for nb in chapters()]
         raise ValueError(f"--only names unknown chapter(s) {sorted(set(only) - set(known))}; known: {known}")
-    plan = {nb: chapter_params(nb, spec) for nb in selected}    # every parameter checked before running
+    plan = {nb: chapter_params(nb, spec) for nb in selected}
     state_file = out / "state.json"
-    state = json.loads(state_file.read_text()) if state_file.exists() else {}
-    executed, records = out / "notebooks", out / "records"
+    with storage.locked(state_file, waiting=f"waiting for the other run on {shown(out)} to finish"):
+        return _run(out, plan, load_state(state_file), force=force, keep_going=keep_going, build=build)
+
+
+def _run(out: Path, plan: dict[Path, dict[str, Any]], state: dict[str, dict[str, Any]], *,
+         force: bool, keep_going: bool, build: bool) -> int:
+    """``reproduce`` once its plan is checked and the folder locked."""
+    state_file, executed, records = out / "state.json", out / "notebooks", out / "records"
     failed, start = [], time.perf_counter()
     for i, (notebook, params) in enumerate(plan.items(), 1):
         key = chapter_key(notebook, params)
         last = state.get(notebook.stem, {})
         cached = (not force and last.get("key") == key and last.get("status") == "pass"
-                  and (executed / notebook.name).exists() and (records / f"{notebook.stem}.json").exists())
+                  and made_under(executed / notebook.name, "metadata", "toysup", "key") == key
+                  and made_under(records / f"{notebook.stem}.json", "key") == key)
         print(f"[{i}/{len(plan)}] {notebook.stem} {json.dumps(params)}", flush=True)
         if cached:
             print(f"    unchanged since its run of {last['seconds']:.0f} s (key {key[:12]}): "
-                  f"reusing {executed / notebook.name}; --force reruns it", flush=True)
+                  f"reusing {shown(executed / notebook.name)}; --force reruns it", flush=True)
             last["reused"] = True
             continue
+        state.pop(notebook.stem, None)                  # written back only once the run has finished,
+        storage.write_text(state_file, json.dumps(state, indent=1))     # so an interrupted one is not reused
         tic = time.perf_counter()
         try:
             execute_chapter(notebook, executed, params, records)
@@ -172,8 +247,7 @@ def reproduce(out: Path, spec: dict[str, dict[str, Any]], *, only: list[str] | N
         seconds = time.perf_counter() - tic
         state[notebook.stem] = {"key": key, "seconds": seconds, "status": status, "error": error,
                                 "params": params, "reused": False}
-        out.mkdir(parents=True, exist_ok=True)
-        state_file.write_text(json.dumps(state, indent=1))
+        storage.write_text(state_file, json.dumps(state, indent=1))
         print(f"    {status} in {seconds:.1f} s{'  ' + error if error else ''}", flush=True)
         if status == "fail":
             failed.append(notebook.stem)
@@ -190,9 +264,10 @@ def reproduce(out: Path, spec: dict[str, dict[str, Any]], *, only: list[str] | N
     if failed and not keep_going:
         print(f"FAILED: chapter {failed[0]}: {state[failed[0]]['error']}", file=sys.stderr)
         return 1
-    unexecuted = [nb.stem for nb in chapters() if not (executed / nb.name).exists()]
+    unexecuted = [nb.stem for nb in chapters() if nb.stem not in state or
+                  made_under(executed / nb.name, "metadata", "toysup", "key") != state[nb.stem]["key"]]
     if build and unexecuted:
-        print(f"book not built: {', '.join(unexecuted)} not yet executed in {executed} "
+        print(f"book not built: {', '.join(unexecuted)} not yet executed in {shown(executed)} "
               "(run once without --only)", flush=True)
     elif build:
         tic = time.perf_counter()
@@ -201,7 +276,7 @@ def reproduce(out: Path, spec: dict[str, dict[str, Any]], *, only: list[str] | N
             print(result.stdout[-4000:], result.stderr[-4000:], sep="\n", file=sys.stderr)
             print("FAILED: the book build (jupyter-book -W -n)", file=sys.stderr)
             return 1
-        print(f"book built in {time.perf_counter() - tic:.1f} s: {out / 'html' / 'index.html'}")
+        print(f"book built in {time.perf_counter() - tic:.1f} s: {shown(out / 'html' / 'index.html')}")
     if failed:
         print(f"FAILED: chapter(s) {', '.join(failed)}; see the scorecard page", file=sys.stderr)
         return 1
@@ -209,7 +284,7 @@ def reproduce(out: Path, spec: dict[str, dict[str, Any]], *, only: list[str] | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m toysup.reproduce", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m toysup.book.reproduce", description=__doc__.split("\n")[0])
     parser.add_argument("--params", type=Path, help="YAML parameter file (see the module docstring)")
     parser.add_argument("--fast", action="store_true", help="CI sizes (fast=True in every chapter)")
     parser.add_argument("--only", nargs="+", metavar="CHAPTER", help="file stems of the chapters to run")
@@ -219,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-build", action="store_true", help="execute the chapters only")
     parser.add_argument("--out", type=Path, help="build folder (default _build, or _build/fast)")
     args = parser.parse_args(argv)
-    out = args.out or REPO_ROOT / "_build" / ("fast" if args.fast else "")
+    out = args.out or BUILD / ("fast" if args.fast else "")
     spec = load_spec(args.params, fast=args.fast)
     return reproduce(out.resolve(), spec, only=args.only, force=args.force,
                      keep_going=args.keep_going, build=not args.no_build)

@@ -14,14 +14,16 @@ for speed: ``encoder`` E = W_inᵀ and ``decoder`` D = W_out, both (k, n, m) and
 the sparse input multiplies one (k·n, m) stack and the tied model simply has D = E.
 
 Shapes: W_in (k, m, n) · W_out (k, n, m) · b (k, n) · W_eff (k, n, n) · x, y (batch, k, n).
+``hidden_width`` is the one rule for m from a ratio r = m/n.
 """
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from toysup import activations, checks
-from toysup.data import SparseBatch
+from toysup import checks
+from toysup.persian_rug import activations
+from toysup.persian_rug.data import SparseBatch
 
 Activation = str   # a key of toysup.activations.REGISTRY: "relu", "linear", "jumprelu", "topk", "gelu"
 
@@ -56,8 +58,20 @@ class AutoencoderConfig:
 
     @property
     def ratio(self) -> float:
-        """r = m / n as realised."""
+        """r = m / n as realised (see ``hidden_width`` for m from a nominal r)."""
         return self.d_hidden / self.n_features
+
+
+def hidden_width(n_features: int, ratio: float) -> int:
+    """The hidden width m for n features at the nominal ratio r: round(r·n), clipped to [1, n].
+
+    The one rule turning a ratio into a width in ``toysup.persian_rug``. It ROUNDS (Python's
+    ``round``, ties to even: r·n = 102.5 gives 102), it does not floor; the realised ratio is then
+    ``AutoencoderConfig.ratio`` = m/n. ratio in (0, 1].
+    """
+    checks.positive_int("n_features", n_features)
+    checks.unit_interval("ratio", ratio)
+    return max(1, min(n_features, round(ratio * n_features)))
 
 
 @dataclass

@@ -10,7 +10,8 @@ R is symmetric with R_ii = 1 and R² = R/r (r = m/n), every row has Σ_{j≠i} R
 R_ij = R_{0, i⊕j} (it depends on the bitwise XOR of i and j only), which draws the rug. Only the two
 scalars (a, shift) are fitted.
 
-The forward pass never builds H: R x = (1/m) H (1_S ⊙ (H x)) is two fast Walsh–Hadamard transforms,
+H_S comes from ``projectors.hadamard_rows`` (the random projector Π/r it is compared with, from
+``projectors.random_projector``). The forward pass never builds H: R x = (1/m) H (1_S ⊙ (H x)) is two fast Walsh–Hadamard transforms,
 O(n log n) per input instead of O(n m).
 
 Losses are per feature, L = (1/n) E‖y − x‖² (Eq. 2), estimated by Monte Carlo on samples of
@@ -22,7 +23,7 @@ Paper → code: n_s → ``n_features``, n_d → ``d_hidden``, a → ``a``, the c
 ``shift``. Shapes: x, z = R x, y: (batch, n); ``rows``: (m,) int64; R, W: (n, n).
 """
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,16 +32,13 @@ import torch
 from scipy.optimize import minimize
 from torch import Tensor
 
-from toysup import checks, theory
-from toysup.data import sample_features
+from toysup import checks
+from toysup.persian_rug import stats, theory
+from toysup.persian_rug.data import sample_features
+from toysup.persian_rug.evaluate import LossAccumulator
+from toysup.persian_rug.projectors import check_rows, hadamard_rows, power_of_two, random_rows
 
 LinearMap = Callable[[Tensor], Tensor]
-
-
-def _power_of_two(name: str, n: int) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n & (n - 1):
-        raise ValueError(f"{name} must be a power of two (1, 2, 4, …), got {n!r}")
-    return n
 
 
 def fwht(x: Tensor) -> Tensor:
@@ -52,7 +50,7 @@ def fwht(x: Tensor) -> Tensor:
     fwht(fwht(x)) = n·x.
     """
     n = x.shape[-1] if x.dim() else 0
-    _power_of_two("x.shape[-1]", n)
+    power_of_two("x.shape[-1]", n)
     lead = x.shape[:-1]
     y = x.reshape(-1, n).clone()
     buffer = torch.empty_like(y)
@@ -75,30 +73,10 @@ def choose_rows(n_features: int, d_hidden: int, generator: torch.Generator, *,
     1/m to every entry of R (all row sums become n/m instead of 0), which skews the interference to
     the right; the authors' code draws from all rows (the default here).
     """
-    _power_of_two("n_features", n_features)
+    power_of_two("n_features", n_features)
     first = 1 if exclude_constant else 0
     checks.positive_int("d_hidden", d_hidden, maximum=n_features - first)
-    return (first + torch.randperm(n_features - first, generator=generator)[:d_hidden]).sort().values
-
-
-def _check_rows(n_features: int, rows: Tensor) -> Tensor:
-    _power_of_two("n_features", n_features)
-    rows = torch.as_tensor(rows, dtype=torch.int64).reshape(-1)
-    if rows.numel() == 0 or rows.min() < 0 or rows.max() >= n_features:
-        raise ValueError(f"rows must be non-empty indices in [0, {n_features - 1}], got {rows.tolist()}")
-    if rows.unique().numel() != rows.numel():
-        raise ValueError("rows must be distinct indices; got repeated entries")
-    return rows
-
-
-def hadamard_rows(n_features: int, rows: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
-    """H_S: rows S of the Sylvester–Hadamard matrix, (m, n) with entries (−1)^popcount(k & i)."""
-    rows = _check_rows(n_features, rows)
-    common = rows[:, None] & torch.arange(n_features)[None, :]
-    parity = torch.zeros_like(common)
-    for bit in range(max(n_features.bit_length() - 1, 0)):
-        parity ^= (common >> bit) & 1
-    return (1 - 2 * parity).to(dtype)
+    return (first + random_rows(n_features - first, d_hidden, 1, generator)[0]).sort().values
 
 
 def rug_weights(n_features: int, rows: Tensor, a: float = 1.0,
@@ -120,7 +98,7 @@ def rug_matrix(n_features: int, rows: Tensor) -> Tensor:
 def rug_apply(x: Tensor, rows: Tensor) -> Tensor:
     """R x along the last axis via two FWHTs: (1/m) H (1_S ⊙ H x).  (…, n) → (…, n)."""
     n = x.shape[-1] if x.dim() else 0
-    rows = _check_rows(n, rows)
+    rows = check_rows(n, rows)
     keep = torch.zeros(n, dtype=x.dtype, device=x.device)
     keep[rows.to(x.device)] = 1.0
     return fwht(fwht(x) * keep) / rows.numel()
@@ -129,19 +107,6 @@ def rug_apply(x: Tensor, rows: Tensor) -> Tensor:
 def rug_forward(x: Tensor, rows: Tensor, a: float, shift: float) -> Tensor:
     """y = ReLU(a (R x + shift·1)): the rug autoencoder, (…, n) → (…, n)."""
     return torch.relu(a * (rug_apply(x, rows) + shift))
-
-
-def random_projector(n_features: int, d_hidden: int, generator: torch.Generator) -> Tensor:
-    """W = Π/r with Π = Q Qᵀ the projector on a uniformly random d_hidden-dimensional subspace.
-
-    Same rank and the same mean diagonal (1) as R, but no XOR order: the diagonal is 1 only on
-    average (± O(n^−1/2)). (n, n) in float64.
-    """
-    checks.positive_int("n_features", n_features)
-    checks.positive_int("d_hidden", d_hidden, maximum=n_features)
-    gaussian = torch.randn(n_features, d_hidden, generator=generator, dtype=torch.float64)
-    Q, _ = torch.linalg.qr(gaussian)
-    return (n_features / d_hidden) * Q @ Q.T
 
 
 @dataclass(frozen=True)
@@ -168,11 +133,13 @@ def _chunk(n_features: int) -> int:
     return max(1, 2 ** 21 // n_features)      # about 2M entries (8 MB) per chunk
 
 
-def _estimate(per_sample: Tensor) -> LossEstimate:
-    per_sample = per_sample.double()
-    count = per_sample.numel()
-    stderr = float(per_sample.std()) / math.sqrt(count) if count > 1 else float("nan")
-    return LossEstimate(float(per_sample.mean()), stderr, count)
+def _estimate(per_sample_batches: Iterable[Tensor]) -> LossEstimate:
+    """Mean and standard error of per-sample losses arriving in (batch,) chunks
+    (``evaluate.LossAccumulator``)."""
+    accumulator = LossAccumulator(1)
+    for per_sample in per_sample_batches:
+        accumulator.add(per_sample[None])
+    return LossEstimate(accumulator.mean().item(), accumulator.stderr().item(), accumulator.count)
 
 
 def affine_relu_loss(W: Tensor, b: Tensor, feature_prob: float, n_samples: int,
@@ -184,9 +151,8 @@ def affine_relu_loss(W: Tensor, b: Tensor, feature_prob: float, n_samples: int,
     if W.shape != (n, n) or b.shape != (n,):
         raise ValueError(f"W must be (n, n) and b (n,), got {tuple(W.shape)} and {tuple(b.shape)}")
     Wt, bias = W.T.float(), b.float()
-    losses = [((torch.relu(x @ Wt + bias) - x) ** 2).mean(dim=1)
-              for x in _sample_batches(n, feature_prob, n_samples, generator, _chunk(n))]
-    return _estimate(torch.cat(losses))
+    return _estimate(((torch.relu(x @ Wt + bias) - x) ** 2).mean(dim=1)
+                     for x in _sample_batches(n, feature_prob, n_samples, generator, _chunk(n)))
 
 
 class _ReadoutObjective:
@@ -238,10 +204,9 @@ def _fit_on_sample(z: Tensor, x: Tensor, a0: float, bias0: float) -> tuple[float
 
 def _evaluate(linear_map: LinearMap, a: float, shift: float, n_features: int, feature_prob: float,
               n_eval: int, generator: torch.Generator) -> LossEstimate:
-    losses = [((torch.relu(a * (linear_map(x) + shift)) - x) ** 2).mean(dim=1)
-              for x in _sample_batches(n_features, feature_prob, n_eval, generator,
-                                       _chunk(n_features))]
-    return _estimate(torch.cat(losses))
+    return _estimate(((torch.relu(a * (linear_map(x) + shift)) - x) ** 2).mean(dim=1)
+                     for x in _sample_batches(n_features, feature_prob, n_eval, generator,
+                                              _chunk(n_features)))
 
 
 def _fit_sample(n_features: int, feature_prob: float, n_fit: int,
@@ -348,7 +313,7 @@ def rug_vs_theory(points: Sequence[tuple[float, float]], ns: Sequence[int], *,
     rows_out = []
     for p, r_target in points:
         for n in ns:
-            _power_of_two("n_features", n)
+            power_of_two("n_features", n)
             d_hidden = max(1, int(math.floor(r_target * n)))
             r = d_hidden / n
             if (p, r) not in optima:
@@ -371,6 +336,18 @@ def rug_vs_theory(points: Sequence[tuple[float, float]], ns: Sequence[int], *,
     return pd.DataFrame(rows_out)
 
 
+def xor_residual(W: Tensor) -> float:
+    """max_ij |W_ij − W_{0, i⊕j}| for a square W (n, n), n a power of two, in float64: zero exactly
+    when W's entries depend on i ⊕ j alone (the rug's pattern, spec R13)."""
+    W = W.double()
+    n = W.shape[-1]
+    if W.shape != (n, n):
+        raise ValueError(f"W must be square (n, n), got {tuple(W.shape)}")
+    power_of_two("n_features", n)
+    index = torch.arange(n)
+    return float((W - W[0][index[:, None] ^ index[None, :]]).abs().max())
+
+
 def construction_residuals(R: Tensor, d_hidden: int) -> pd.DataFrame:
     """Largest deviation from each exact property of the rug (spec R8), for R (n, n):
 
@@ -381,11 +358,10 @@ def construction_residuals(R: Tensor, d_hidden: int) -> pd.DataFrame:
     n = R.shape[-1]
     if R.shape != (n, n):
         raise ValueError(f"R must be square (n, n), got {tuple(R.shape)}")
-    _power_of_two("n_features", n)
+    power_of_two("n_features", n)
     checks.positive_int("d_hidden", d_hidden, maximum=n)
     r = d_hidden / n
     diag = torch.diagonal(R)
-    index = torch.arange(n)
     sums = R.sum(dim=1)
     checks_ = {
         "R_ii = 1": (diag - 1).abs().max(),
@@ -394,7 +370,7 @@ def construction_residuals(R: Tensor, d_hidden: int) -> pd.DataFrame:
         "sum_{j!=i} R_ij^2 = (1-r)/r": ((R ** 2).sum(dim=1) - diag ** 2 - (1 - r) / r).abs().max(),
         "row sums equal": (sums - sums[0]).abs().max(),
         "row sum in {0, n/m}": torch.minimum(sums[0].abs(), (sums[0] - n / d_hidden).abs()),
-        "R_ij = R_0,(i xor j)": (R - R[0][index[:, None] ^ index[None, :]]).abs().max(),
+        "R_ij = R_0,(i xor j)": xor_residual(R),
         "m R_ij integer": (R * d_hidden - torch.round(R * d_hidden)).abs().max(),
     }
     return pd.DataFrame({"property": list(checks_), "max_abs_error": [float(v) for v in checks_.values()]})
@@ -405,20 +381,19 @@ def matrix_statistics(W: Tensor, d_hidden: int) -> dict[str, float]:
 
     diag_mean, diag_std (across rows); offdiag_norm2 = mean_i Σ_j ε_ij² / a² with a = mean diagonal,
     its across-row std ``offdiag_norm2_std``, the rank bound (1 − r)/r with r = d_hidden/n and their
-    ratio ``bound_ratio`` (≥ 1, = 1 at the optimum); ``lyapunov`` Λ = max_i Σ_j |ε_ij|³ / Σ_j ε_ij².
+    ratio ``bound_ratio`` (≥ 1, = 1 at the optimum; ``theory.rank_bound_ratio``); ``lyapunov``
+    Λ = max_i Σ_j |ε_ij|³ / Σ_j ε_ij² (``stats.lyapunov_ratio``).
     """
     W = W.double()
     n = W.shape[-1]
     if W.shape != (n, n):
         raise ValueError(f"W must be square (n, n), got {tuple(W.shape)}")
-    checks.positive_int("d_hidden", d_hidden, maximum=n)
+    checks.positive_int("d_hidden", d_hidden, maximum=n - 1)
     diag = torch.diagonal(W)
-    eps = W - torch.diag(diag)
     a = float(diag.mean())
-    norm2 = (eps ** 2).sum(dim=1) / a ** 2
+    norm2 = (stats.off_diagonal(W[None])[0] ** 2).sum(dim=1) / a ** 2
     r = d_hidden / n
-    bound = (1 - r) / r
     return dict(diag_mean=a, diag_std=float(diag.std()), offdiag_norm2=float(norm2.mean()),
-                offdiag_norm2_std=float(norm2.std()), bound=bound,
-                bound_ratio=float(norm2.mean()) / bound,
-                lyapunov=float(((eps.abs() ** 3).sum(dim=1) / (eps ** 2).sum(dim=1)).max()))
+                offdiag_norm2_std=float(norm2.std()), bound=(1 - r) / r,
+                bound_ratio=float(theory.rank_bound_ratio(W, d_hidden)),
+                lyapunov=float(stats.lyapunov_ratio(W[None])[0]))

@@ -2,8 +2,8 @@
 
 Model f(x) = ReLU(W x + b) with W = W_out W_in of rank <= m, data x_i = B_i U_i, B_i ~ Bernoulli(p),
 U_i ~ U[0, 1]; per-feature loss L = E (f(x)_i - x_i)^2. Paper -> code: n_s -> n_features,
-n_d -> d_hidden, r = n_d / n_s -> ``r``, p -> ``p`` (feature probability), a = W_ii, b = effective bias
-b_i + mu_i, sigma = std of the interference nu_i = sum_{j != i} W_ij x_j.
+n_d -> d_hidden, r = n_d / n_s -> ``ratio``, p -> ``feature_prob``, a = W_ii, b = effective bias
+b_i + mu_i, sigma = std of the interference nu_i = sum_{j != i} W_ij x_j, s -> ``noise_std``.
 
 Core equations (spec persian_rug.md §4):
 
@@ -32,15 +32,19 @@ points of a coarse (a, beta) grid, so both basins (linear: a ~ r, b > 0; thresho
 b < 0) are explored.
 
 Public API (numpy in, numpy out; scalars in give numpy floats out):
-    feature_variance, zero_output_loss, linear_loss, linear_loss_authors_code, min_interference_std
+    feature_variance (any array type, see there), zero_output_loss, linear_loss,
+    linear_loss_authors_code, min_interference_std (s)
     gaussian_relu_moments (G1, G2), symmetric_loss (5), dloss_dsigma
     optimal_symmetric_loss (8) -> SymmetricOptimum(loss, a, b, beta, sigma); optimal_loss_at_noise
-    rank_bound_ratio (6); equalise_diagonal, random_low_rank, random_projector, rank_bound_experiment
-    noise_elasticity; high_sparsity_loss, high_sparsity_upper_bound(_asymptote), crossover_r,
-    high_sparsity_table; scalar_channel_loss_mc, eq5_vs_monte_carlo (Monte Carlo of (5))
+    rank_bound_ratio (6, the one implementation; also behind ``stats`` and ``rug``);
+    equalise_diagonal, random_low_rank, rank_bound_experiment (projectors from ``projectors``)
+    rank_bound_summary; noise_elasticity, loss_vs_noise; reference_errors, ratio_to_linear,
+    crossover_loss; high_sparsity_loss, high_sparsity_upper_bound(_asymptote), crossover_ratio,
+    high_sparsity_table, high_sparsity_errors (against SPEC_R10), high_sparsity_slopes;
+    scalar_channel_loss_mc, eq5_vs_monte_carlo (Monte Carlo of (5))
 Shapes: everything broadcasts elementwise over p, r, a, b, sigma; W_eff is (n, n) or (k, n, n) with a
 leading instances axis; random matrices are torch float64 (k, n, n) drawn from a torch.Generator.
-All functions are pure. Every p or r outside (0, 1] raises ValueError naming the parameter.
+All functions are pure. Every feature_prob or ratio outside (0, 1] raises ValueError naming it.
 """
 import math
 from dataclasses import dataclass
@@ -49,10 +53,11 @@ import numpy as np
 import pandas as pd
 import torch
 from numpy.typing import ArrayLike
-from scipy.linalg import hadamard
 from scipy.special import ndtr
 
-from toysup import checks
+from toysup import checks, fits
+from toysup.persian_rug import projectors
+from toysup.persian_rug.model import hidden_width
 
 N_NODES = 24                                  # Gauss-Legendre nodes per quadrature piece
 KINK_HALF_WIDTH = 6.0                         # pieces end 6 sigma/a either side of the kink
@@ -95,36 +100,45 @@ def _out(x: np.ndarray):
 
 
 # ----------------------------------------------------------------------------- baselines
-def feature_variance(p: ArrayLike):
-    """v(p) = Var x_i = p/3 - p^2/4 for x_i = B_i U_i (E x = p/2, E x^2 = p/3)."""
-    p = _unit("p", p)
-    return _out(p / 3 - p * p / 4)
+def feature_variance(feature_prob):
+    """v(p) = Var x_i = p/3 - p^2/4 for x_i = B_i U_i (E x = p/2, E x^2 = p/3): the one formula.
+
+    Plain arithmetic on whatever it is given, so it keeps the input's type and dtype: a float gives a
+    float, a numpy array an array, a torch tensor a tensor on its device (every caller in
+    ``toysup.persian_rug`` uses this, bit for bit what the formula written out gives). Every entry
+    must lie in (0, 1], else ValueError naming feature_prob.
+    """
+    p = feature_prob
+    inside = (p > 0) & (p <= 1)
+    if not (inside.all() if hasattr(inside, "all") else inside):
+        raise ValueError(f"feature_prob must lie in (0, 1], got {feature_prob!r}")
+    return p / 3 - p * p / 4
 
 
-def zero_output_loss(p: ArrayLike):
+def zero_output_loss(feature_prob: ArrayLike):
     """Loss of the zero output, E x_i^2 = p/3 (the trivial value of the loss at r -> 0)."""
-    p = _unit("p", p)
+    p = _unit("feature_prob", feature_prob)
     return _out(p / 3)
 
 
-def linear_loss(p: ArrayLike, r: ArrayLike):
+def linear_loss(feature_prob: ArrayLike, ratio: ArrayLike):
     """Optimal affine autoencoder of width m = r n (R12): L_lin = v(p) (1 - r).
 
     The covariance is v I, so the best rank-m linear map keeps m of n equal eigenvalues; the bias
     takes care of the mean p/2. This is also L(a=r, b=(p/2)(1-r), sigma=r s) with the ReLU inactive.
     """
-    p, r = _unit("p", p), _unit("r", r)
-    return _out((p / 3 - p * p / 4) * (1 - r))
+    p, r = _unit("feature_prob", feature_prob), _unit("ratio", ratio)
+    return _out(feature_variance(p) * (1 - r))
 
 
-def linear_loss_authors_code(p: ArrayLike, n_features: int, d_hidden: ArrayLike):
+def linear_loss_authors_code(feature_prob: ArrayLike, n_features: int, d_hidden: ArrayLike):
     """The authors' "Optimal Linear Model" (``utils/opt_linear.py``): (p/3) (n - m - 1) / n.
 
     It treats the second-moment matrix as (p/3) I (ignores the mean p/2) and sums the discarded
     eigenvalues from k = m + 2 instead of m + 1 (off by one). Kept to reproduce their figure (R12).
-    n_features: int n; d_hidden: integer(s) m in [1, n], broadcast with p.
+    n_features: int n; d_hidden: integer(s) m in [1, n], broadcast with feature_prob.
     """
-    p = _unit("p", p)
+    p = _unit("feature_prob", feature_prob)
     if isinstance(n_features, bool) or not isinstance(n_features, int | np.integer) or n_features < 1:
         raise ValueError(f"n_features must be an integer in [1, inf], got {n_features!r}")
     m = np.asarray(d_hidden)
@@ -133,10 +147,12 @@ def linear_loss_authors_code(p: ArrayLike, n_features: int, d_hidden: ArrayLike)
     return _out(p / 3 * np.maximum(n_features - m - 1, 0) / n_features)
 
 
-def min_interference_std(p: ArrayLike, r: ArrayLike):
-    """s(p, r) = sqrt(v(p) (1 - r) / r): least interference std per unit diagonal, from bound (6)."""
-    p, r = _unit("p", p), _unit("r", r)
-    return _out(np.sqrt((p / 3 - p * p / 4) * (1 - r) / r))
+def min_interference_std(feature_prob: ArrayLike, ratio: ArrayLike):
+    """s(p, r) = sqrt(v(p) (1 - r) / r): least interference std per unit diagonal, from bound (6).
+
+    The one implementation of s (also the noise level of the scalar channel in ``mmse``)."""
+    p, r = _unit("feature_prob", feature_prob), _unit("ratio", ratio)
+    return _out(np.sqrt(feature_variance(p) * (1 - r) / r))
 
 
 # ----------------------------------------------------------------------------- Gaussian ReLU moments
@@ -198,16 +214,16 @@ def _active_integrand(u: np.ndarray, a: np.ndarray, b: np.ndarray, sigma: np.nda
     return np.where(m >= 0, err * err + sigma * sigma - t2 - 2 * u * t1, t2 - 2 * u * t1 + u * u)
 
 
-def symmetric_loss(a: ArrayLike, b: ArrayLike, sigma: ArrayLike, p: ArrayLike):
+def symmetric_loss(a: ArrayLike, b: ArrayLike, sigma: ArrayLike, feature_prob: ArrayLike):
     """Per-feature loss of a permutation-symmetric model, Eq. (5), broadcast over all arguments.
 
     a: common diagonal W_ii (>= 0); b: effective bias b_i + mu_i; sigma: interference std (>= 0);
-    p: feature probability in (0, 1].
+    feature_prob: p in (0, 1].
         L = (1 - p) G2(b, sigma) + p int_0^1 [G2(a u + b, sigma) - 2 u G1(a u + b, sigma) + u^2] du.
     Sanity values: L(0, p/2, 0) = v(p); L(1, 0, 0) = 0.
     """
     a, b = _nonneg("a", a), _finite("b", b)
-    sigma, p = _nonneg("sigma", sigma), _unit("p", p)
+    sigma, p = _nonneg("sigma", sigma), _unit("feature_prob", feature_prob)
     a, b, sigma, p = np.broadcast_arrays(a, b, sigma, p)
     return _out(_loss(a, b, sigma, p))
 
@@ -219,7 +235,7 @@ def _loss(a, b, sigma, p):
     return (1 - p) * np.asarray(g2) + p * active
 
 
-def dloss_dsigma(a: ArrayLike, b: ArrayLike, sigma: ArrayLike, p: ArrayLike):
+def dloss_dsigma(a: ArrayLike, b: ArrayLike, sigma: ArrayLike, feature_prob: ArrayLike):
     """dL/dsigma of Eq. (5) at fixed (a, b), broadcast; sigma > 0.
 
     Uses dG2/dsigma = 2 sigma Phi(m/sigma), dG1/dsigma = phi(m/sigma):
@@ -229,7 +245,7 @@ def dloss_dsigma(a: ArrayLike, b: ArrayLike, sigma: ArrayLike, p: ArrayLike):
     least interference allowed by the rank bound (6) is optimal.
     """
     a, b = _nonneg("a", a), _finite("b", b)
-    sigma, p = _nonneg("sigma", sigma, strict=True), _unit("p", p)
+    sigma, p = _nonneg("sigma", sigma, strict=True), _unit("feature_prob", feature_prob)
     a, b, sigma, p = np.broadcast_arrays(a, b, sigma, p)
     _, _, Phi_b = _phi_Phi(b, sigma)
     u, w = _quadrature(a, b, sigma)
@@ -332,15 +348,15 @@ _GRID_A = np.array([0.03, 0.1, 0.3, 0.6, 0.9, 1.1, 1.3, 1.6])
 _GRID_BETA = np.array([-2.0, -0.5, 0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5])
 
 
-def optimal_loss_at_noise(p: ArrayLike, noise_std: ArrayLike) -> SymmetricOptimum:
-    """min over a >= 0, b of L(a, b, a noise_std; p), broadcast over p and noise_std (>= 0).
+def optimal_loss_at_noise(feature_prob: ArrayLike, noise_std: ArrayLike) -> SymmetricOptimum:
+    """min over a >= 0, b of L(a, b, a noise_std; p), broadcast over feature_prob and noise_std (>= 0).
 
     noise_std is the interference std per unit diagonal; Eq. (8) is noise_std = s(p, r). Starts:
     the linear solution a = v/(v + noise_std^2), b = (p/2)(1 - a), and the two best points of a coarse
     (a, beta) grid (a in 0.03..1.6, beta = -b/(a noise_std) in -2..6.5); the best of three
     Levenberg-Marquardt runs is kept. noise_std = 0 gives L* = 0 at a = 1, b = 0 (beta nan).
     """
-    p = _unit("p", p)
+    p = _unit("feature_prob", feature_prob)
     s = _nonneg("noise_std", noise_std)
     p, s = np.broadcast_arrays(p, s)
     shape = p.shape
@@ -349,7 +365,7 @@ def optimal_loss_at_noise(p: ArrayLike, noise_std: ArrayLike) -> SymmetricOptimu
     noisy = np.flatnonzero(s > 0)
     if noisy.size:
         pp, ss = p[noisy], s[noisy]
-        v = pp / 3 - pp * pp / 4
+        v = feature_variance(pp)
         a_lin = v / (v + ss * ss)
         starts_a, starts_b = [a_lin], [pp / 2 * (1 - a_lin)]
         ga, gb = np.meshgrid(_GRID_A, _GRID_BETA, indexing="ij")
@@ -374,14 +390,14 @@ def optimal_loss_at_noise(p: ArrayLike, noise_std: ArrayLike) -> SymmetricOptimu
     return SymmetricOptimum(*(_out(x.reshape(shape)) for x in fields))
 
 
-def optimal_symmetric_loss(p: ArrayLike, r: ArrayLike) -> SymmetricOptimum:
-    """L*(p, r) = min_{a >= 0, b} L(a, b, a s(p, r); p), Eq. (8), broadcast over p and r.
+def optimal_symmetric_loss(feature_prob: ArrayLike, ratio: ArrayLike) -> SymmetricOptimum:
+    """L*(p, r) = min_{a >= 0, b} L(a, b, a s(p, r); p), Eq. (8), broadcast over feature_prob, ratio.
 
     Returns a ``SymmetricOptimum`` with fields loss, a, b (effective bias), beta = -b/(a s), sigma.
     Always L* <= v(p)(1 - r) (the linear solution is inside the ansatz); r = 1 gives L* = 0.
     Example: optimal_symmetric_loss(0.045, 0.25).loss ~ 4.856e-3 (a ~ 1.289, b ~ -0.446).
     """
-    return optimal_loss_at_noise(p, min_interference_std(p, r))
+    return optimal_loss_at_noise(feature_prob, min_interference_std(feature_prob, ratio))
 
 
 # ----------------------------------------------------------------------------- rank bound (6)
@@ -392,7 +408,7 @@ def rank_bound_ratio(W_eff: ArrayLike, d_hidden: int):
         ratio = [(1/n) sum_i sum_{j != i} W_ij^2] / [a^2 (n / d_hidden - 1)],   a = (1/n) tr W.
     For rank W <= d_hidden and an equal diagonal, ratio >= 1 (from ||W||_F^2 >= (tr W)^2 / rank W),
     with equality iff W = (a/r) Pi, Pi an orthogonal projector of rank d_hidden with Pi_ii = r (7).
-    (With an unequal diagonal the ratio can fall below 1.)
+    (With an unequal diagonal the ratio can fall below 1.) Computed in float64 whatever W's dtype.
     """
     if isinstance(W_eff, torch.Tensor):
         W_eff = W_eff.detach().cpu().double().numpy()
@@ -416,144 +432,209 @@ def equalise_diagonal(W: torch.Tensor, a: float = 1.0) -> torch.Tensor:
 def random_low_rank(n_features: int, d_hidden: int, n_instances: int,
                     generator: torch.Generator) -> torch.Tensor:
     """W = A B with Gaussian A (n, m), B (m, n): a generic rank-m matrix; shape (k, n, n), float64."""
-    checks.positive_int("n_features", n_features)
-    checks.positive_int("d_hidden", d_hidden, maximum=n_features)
-    checks.positive_int("n_instances", n_instances)
+    projectors.check_sizes(n_features, d_hidden, n_instances)
     kw = dict(generator=generator, dtype=torch.float64)
     A = torch.randn(n_instances, n_features, d_hidden, **kw)
     return A @ torch.randn(n_instances, d_hidden, n_features, **kw)
 
 
-def random_projector(n_features: int, d_hidden: int, n_instances: int, generator: torch.Generator,
-                     *, kind: str = "orthonormal") -> torch.Tensor:
-    """Orthogonal projectors Pi of rank m = d_hidden, shape (k, n, n), float64.
-
-    kind="orthonormal": Pi = U U^T, U the Q factor of a Gaussian (n, m) matrix (Pi_ii = r +- O(n^-1/2)).
-    kind="hadamard": Pi = H_S^T H_S / n, H_S = m random rows of the Sylvester-Hadamard matrix
-    (n a power of 2; Pi_ii = r exactly, the Persian-rug projector).
-    """
-    checks.positive_int("n_features", n_features)
-    checks.positive_int("d_hidden", d_hidden, maximum=n_features)
-    checks.positive_int("n_instances", n_instances)
-    if kind == "orthonormal":
-        G = torch.randn(n_instances, n_features, d_hidden, generator=generator, dtype=torch.float64)
-        U = torch.linalg.qr(G).Q
-        return U @ U.transpose(-2, -1)
-    if kind == "hadamard":
-        if n_features & (n_features - 1):
-            raise ValueError(f"n_features must be a power of 2 for kind='hadamard', got {n_features}")
-        H = torch.from_numpy(hadamard(n_features).astype(np.float64))
-        rows = torch.stack([torch.randperm(n_features, generator=generator)[:d_hidden]
-                            for _ in range(n_instances)])
-        HS = H[rows]                                                          # (k, m, n)
-        return HS.transpose(-2, -1) @ HS / n_features
-    raise ValueError(f"kind must be 'orthonormal' or 'hadamard', got {kind!r}")
-
-
-def rank_bound_experiment(sizes: list[int], r: float, n_matrices: int, a: float,
+def rank_bound_experiment(sizes: list[int], ratio: float, n_matrices: int, a: float,
                           generator: torch.Generator) -> pd.DataFrame:
-    """Bound (6) on three families of rank-m matrices (m = r n) with diagonal equalised to a.
+    """Bound (6) on four families of rank-m matrices (m = ``model.hidden_width(n, ratio)``) with
+    diagonal equalised to a.
 
     Families (Gaussian A (n, m), B (m, n); every row rescaled so that W_ii = a): "Gaussian A B";
-    "Wishart A A^T"; "projector, rows rescaled" (U U^T with random orthonormal U, Pi_ii ~ r);
-    "Hadamard projector" ((a/r) H_S^T H_S / n, diagonal exactly a; n must be a power of 2).
+    "Wishart A A^T"; "projector, rows rescaled" (U U^T with Gaussian-drawn orthonormal U,
+    Pi_ii ~ r); "Hadamard projector" ((a/r) H_S^T H_S / n, diagonal exactly a; n must be a power
+    of 2). Projectors from ``projectors.random_projector``.
     Returns one row per (n, family): n, family, ratio_min, ratio_mean, ratio_max.
     """
-    r = checks.unit_interval("r", r)
+    checks.unit_interval("ratio", ratio)
     rows = []
     for n in sizes:
-        m = max(1, int(round(r * n)))
+        m = hidden_width(n, ratio)
         low_rank = random_low_rank(n, m, n_matrices, generator)
         A = torch.randn(n_matrices, n, m, generator=generator, dtype=torch.float64)
         families = {
             "Gaussian A B": equalise_diagonal(low_rank, a),
             "Wishart A A^T": equalise_diagonal(A @ A.transpose(-2, -1), a),
             "projector, rows rescaled": equalise_diagonal(
-                random_projector(n, m, n_matrices, generator, kind="orthonormal"), a),
-            "Hadamard projector": a * n / m * random_projector(n, m, n_matrices, generator,
-                                                               kind="hadamard"),
+                projectors.random_projector(n, m, n_matrices, generator, kind="gaussian"), a),
+            "Hadamard projector": a * n / m * projectors.random_projector(n, m, n_matrices, generator,
+                                                                          kind="hadamard"),
         }
         for family, W in families.items():
-            ratio = np.asarray(rank_bound_ratio(W, m))
-            rows.append({"n": n, "family": family, "ratio_min": ratio.min(),
-                         "ratio_mean": ratio.mean(), "ratio_max": ratio.max()})
+            values = np.asarray(rank_bound_ratio(W, m))
+            rows.append({"n": n, "family": family, "ratio_min": values.min(),
+                         "ratio_mean": values.mean(), "ratio_max": values.max()})
     return pd.DataFrame(rows)
 
 
-def noise_elasticity(p: ArrayLike, optimum: SymmetricOptimum):
+def rank_bound_summary(table: pd.DataFrame) -> dict:
+    """What the rank-bound check reads off ``rank_bound_experiment``'s table: ``lowest`` (smallest
+    ratio of any matrix), ``hadamard_err`` (worst |ratio - 1| of the Hadamard projectors) and
+    ``excess`` (mean ratio - 1 of the rescaled random projectors, a Series indexed by n)."""
+    hadamard = table[table["family"] == "Hadamard projector"]
+    return dict(lowest=table["ratio_min"].min(),
+                hadamard_err=max((hadamard["ratio_max"] - 1).abs().max(),
+                                 (hadamard["ratio_min"] - 1).abs().max()),
+                excess=table[table["family"] == "projector, rows rescaled"].set_index("n")["ratio_mean"] - 1)
+
+
+def noise_elasticity(feature_prob: ArrayLike, optimum: SymmetricOptimum):
     """d ln L*/d ln s at the optimum of (8): by the envelope theorem sigma* dL/dsigma / L*.
 
     Positive means the least interference allowed by the rank bound (6) is optimal; it tends to 2 as
-    p -> 0 (L* ~ s^2). ``optimum`` is the result of ``optimal_symmetric_loss(p, r)``.
+    p -> 0 (L* ~ s^2). ``optimum`` is the result of ``optimal_symmetric_loss(feature_prob, ratio)``.
     """
-    slope = dloss_dsigma(optimum.a, optimum.b, optimum.sigma, p)
+    slope = dloss_dsigma(optimum.a, optimum.b, optimum.sigma, feature_prob)
     return _out(np.asarray(optimum.sigma * slope / optimum.loss))
 
 
+def loss_vs_noise(feature_prob: ArrayLike, ratio: ArrayLike, optimum: SymmetricOptimum,
+                  factors: ArrayLike) -> np.ndarray:
+    """L* re-optimised with the interference inflated to lambda s(p, r), for lambda = 1 (``optimum``,
+    the result of ``optimal_symmetric_loss(feature_prob, ratio)``) and each of ``factors``.
+
+    Shape: the broadcast shape of (p, r) plus a last axis of 1 + len(factors). If minimal
+    interference is optimal, the loss increases along the last axis (factors increasing, > 1)."""
+    s = np.asarray(min_interference_std(feature_prob, ratio))[..., None]
+    inflated = optimal_loss_at_noise(np.asarray(feature_prob)[..., None], np.asarray(factors) * s)
+    return np.concatenate([np.asarray(optimum.loss)[..., None], inflated.loss], axis=-1)
+
+
+def reference_errors(reference: dict[tuple[float, float], float]) -> pd.DataFrame:
+    """L* at each (p, r) of ``reference`` ({(p, r): expected L*}) against the expected value.
+    Columns: p, r, measured, expected, rel_err = measured / expected - 1."""
+    points = np.array(list(reference))
+    table = pd.DataFrame({"p": points[:, 0], "r": points[:, 1],
+                          "measured": optimal_symmetric_loss(points[:, 0], points[:, 1]).loss,
+                          "expected": list(reference.values())})
+    table["rel_err"] = table["measured"] / table["expected"] - 1
+    return table
+
+
+def ratio_to_linear(feature_prob: ArrayLike, ratio: ArrayLike, loss: ArrayLike, *,
+                    min_ratio: float = 0.05) -> np.ndarray:
+    """L / v(p)(1 - r) at every point with r >= min_ratio, flattened; p, r, loss broadcast together.
+    Below 1 everywhere means the loss beats the best linear autoencoder (R12)."""
+    p, r, loss = np.broadcast_arrays(np.asarray(feature_prob), np.asarray(ratio), np.asarray(loss))
+    keep = r >= min_ratio
+    return loss[keep] / linear_loss(p[keep], r[keep])
+
+
+def crossover_loss(feature_prob: ArrayLike, kappa: float):
+    """L*/(p/3) at r = kappa p ln(1/p) (``crossover_ratio``): about 1 for kappa << 1, falls past 1."""
+    p = np.asarray(feature_prob)
+    return optimal_symmetric_loss(p, crossover_ratio(p, kappa)).loss / (p / 3)
+
+
 # ----------------------------------------------------------------------------- high sparsity (R10)
-def high_sparsity_loss(p: ArrayLike, r: ArrayLike):
+def high_sparsity_loss(feature_prob: ArrayLike, ratio: ArrayLike):
     """Leading asymptote of L* for p -> 0 at fixed r: (p^2/6) ((1 - r)/r) ln(1/p)."""
-    p, r = _unit("p", p), _unit("r", r)
+    p, r = _unit("feature_prob", feature_prob), _unit("ratio", ratio)
     return _out(p * p / 6 * (1 - r) / r * np.log(1 / p))
 
 
-def high_sparsity_upper_bound(p: ArrayLike, r: ArrayLike):
+def high_sparsity_upper_bound(feature_prob: ArrayLike, ratio: ArrayLike):
     """Explicit upper bound on L*: Eq. (5) at a = 1, b = -sigma sqrt(2 ln(1/p)), sigma = s(p, r)."""
-    p, r = _unit("p", p), _unit("r", r)
+    p, r = _unit("feature_prob", feature_prob), _unit("ratio", ratio)
     p, r = np.broadcast_arrays(p, r)
-    sigma = np.sqrt((p / 3 - p * p / 4) * (1 - r) / r)
+    sigma = np.asarray(min_interference_std(p, r))
     return _out(_loss(np.ones_like(p), -sigma * np.sqrt(2 * np.log(1 / p)), sigma, p))
 
 
-def high_sparsity_upper_bound_asymptote(p: ArrayLike, r: ArrayLike):
+def high_sparsity_upper_bound_asymptote(feature_prob: ArrayLike, ratio: ArrayLike):
     """Small-p form of ``high_sparsity_upper_bound``: p s^2 (1 + 2 ln(1/p)), s = s(p, r)."""
-    p, r = _unit("p", p), _unit("r", r)
-    return _out(p * (p / 3 - p * p / 4) * (1 - r) / r * (1 + 2 * np.log(1 / p)))
+    p, r = _unit("feature_prob", feature_prob), _unit("ratio", ratio)
+    return _out(p * feature_variance(p) * (1 - r) / r * (1 + 2 * np.log(1 / p)))
 
 
-def crossover_r(p: ArrayLike, kappa: ArrayLike):
+def crossover_ratio(feature_prob: ArrayLike, kappa: ArrayLike):
     """r = kappa p ln(1/p): the width ratio in units of the crossover scale of R1/R10 (p < 1)."""
-    p = _unit("p", p)
+    p = _unit("feature_prob", feature_prob)
     kappa = _nonneg("kappa", kappa, strict=True)
     if np.any(p >= 1):
-        raise ValueError(f"p must lie in (0, 1) for the crossover scale, got {np.max(p)!r}")
+        raise ValueError(f"feature_prob must lie in (0, 1) for the crossover scale, got {np.max(p)!r}")
     return _out(kappa * p * np.log(1 / p))
 
 
-def high_sparsity_table(p_values: ArrayLike, r_values: ArrayLike) -> pd.DataFrame:
+def high_sparsity_table(feature_probs: ArrayLike, ratios: ArrayLike) -> pd.DataFrame:
     """One row per (p, r): L*, L*/(p s^2), beta*, a*, (1/2) ln(1/p), L*/asymptote, bound/asymptote.
 
-    Columns: p, r, loss, loss_over_ps2, beta, a, half_log, ratio_to_asymptote (L* over
-    ``high_sparsity_loss``), upper_bound (``high_sparsity_upper_bound``), bound_ratio (upper bound
+    Columns: p, r, loss, loss_over_ps2, beta, a, half_log, asymptote (``high_sparsity_loss``),
+    ratio_to_asymptote (L* over it), upper_bound (``high_sparsity_upper_bound``), bound_ratio (upper bound
     over its asymptote p s^2 (1 + 2 ln(1/p))).
     """
-    P, R = np.meshgrid(_unit("p_values", p_values).ravel(), _unit("r_values", r_values).ravel(),
+    P, R = np.meshgrid(_unit("feature_probs", feature_probs).ravel(), _unit("ratios", ratios).ravel(),
                        indexing="ij")
     P, R = P.ravel(), R.ravel()
     opt = optimal_symmetric_loss(P, R)
-    s2 = (P / 3 - P * P / 4) * (1 - R) / R
+    s2 = feature_variance(P) * (1 - R) / R
     bound = high_sparsity_upper_bound(P, R)
+    asymptote = high_sparsity_loss(P, R)
     return pd.DataFrame({
         "p": P, "r": R, "loss": opt.loss, "loss_over_ps2": opt.loss / (P * s2), "beta": opt.beta,
-        "a": opt.a, "half_log": 0.5 * np.log(1 / P),
-        "ratio_to_asymptote": opt.loss / high_sparsity_loss(P, R),
+        "a": opt.a, "half_log": 0.5 * np.log(1 / P), "asymptote": asymptote,
+        "ratio_to_asymptote": opt.loss / asymptote,
         "upper_bound": bound, "bound_ratio": bound / high_sparsity_upper_bound_asymptote(P, R)})
 
 
+HIGH_SPARSITY_COLUMNS = ("loss", "loss_over_ps2", "beta", "a")   # the spec's R10 table, in order
+SPEC_R10 = {  # spec persian_rug.md R10: (p, r) -> (L*, L*/(p s^2), beta*, a*), the reference values
+    (1e-2, 0.1): (9.963e-4, 3.35, 2.27, 1.525), (1e-3, 0.1): (1.155e-5, 3.85, 2.90, 1.263),
+    (1e-4, 0.1): (1.352e-7, 4.51, 3.43, 1.093), (1e-5, 0.1): (1.610e-9, 5.37, 3.94, 1.033),
+    (1e-6, 0.1): (1.897e-11, 6.32, 4.41, 1.012), (1e-8, 0.1): (2.510e-15, 8.37, 5.26, 1.001),
+    (1e-2, 0.3): (2.319e-4, 3.00, 2.24, 1.309), (1e-3, 0.3): (2.809e-6, 3.61, 2.86, 1.126),
+    (1e-4, 0.3): (3.430e-8, 4.41, 3.42, 1.046), (1e-5, 0.3): (4.143e-10, 5.33, 3.93, 1.017),
+    (1e-6, 0.3): (4.906e-12, 6.31, 4.41, 1.006),
+}
+
+
+def high_sparsity_errors(table: pd.DataFrame,
+                         reference: dict[tuple[float, float], tuple[float, ...]] = SPEC_R10) -> np.ndarray:
+    """|measured / expected - 1| of ``HIGH_SPARSITY_COLUMNS`` at each (p, r) of ``reference``
+    ({(p, r): (L*, L*/(p s^2), beta*, a*)}, default the spec's), read from ``high_sparsity_table``'s
+    ``table``, which must hold those (p, r): shape (len(reference), 4)."""
+    got = table.set_index(["p", "r"]).loc[list(reference), list(HIGH_SPARSITY_COLUMNS)].to_numpy()
+    return np.abs(got / np.array(list(reference.values())) - 1)
+
+
+def high_sparsity_slopes(table: pd.DataFrame, *, power_below: float = 1e-4,
+                         log_below: float = 1e-6) -> pd.DataFrame:
+    """Scaling exponents of ``high_sparsity_table``'s rows, one row per r.
+
+    Columns: r; "slope of L* (p <= 1e-4)" and "slope of asymptote", log-log slopes against p
+    (``fits.power_law``) over p <= power_below; "slope vs ln(1/p) (p <= 1e-6)", the least-squares
+    slope of L*/(p^2 (1 - r)/r) against ln(1/p) over p <= log_below (1/6 in the limit). The column
+    names quote the default cut-offs. Needs at least two p per r below each cut."""
+    small = table[table["p"] <= power_below]
+    slopes = pd.DataFrame([{
+        "r": r,
+        "slope of L* (p <= 1e-4)": fits.power_law(rows["p"], rows["loss"]).slope,
+        "slope of asymptote": fits.power_law(rows["p"], rows["asymptote"]).slope,
+    } for r, rows in small.groupby("r")])
+    slopes["slope vs ln(1/p) (p <= 1e-6)"] = [
+        np.polyfit(np.log(1 / rows["p"]), rows["loss"] / (rows["p"] ** 2 * (1 - r) / r), 1)[0]
+        for r, rows in table[table["p"] <= log_below].groupby("r")]
+    return slopes
+
+
 # ----------------------------------------------------------------------------- Monte Carlo of (5)
-def scalar_channel_loss_mc(a: float, b: float, sigma: float, p: float, n_samples: int,
+def scalar_channel_loss_mc(a: float, b: float, sigma: float, feature_prob: float, n_samples: int,
                            generator: torch.Generator) -> tuple[float, float]:
     """Monte-Carlo estimate of Eq. (5) from the scalar model y = ReLU(a x + b + sigma Z).
 
-    x = B U with B ~ Bernoulli(p), U ~ U[0, 1], Z ~ N(0, 1), all float64 from ``generator``.
+    x = B U with B ~ Bernoulli(p), U ~ U[0, 1], Z ~ N(0, 1), all float64 from ``generator`` (drawn
+    in that order: U, then B, then Z). The one Monte Carlo of the scalar channel.
     Returns (mean of (y - x)^2, its standard error).
     """
-    _unit("p", p)
+    _unit("feature_prob", feature_prob)
     _nonneg("a", a), _finite("b", b), _nonneg("sigma", sigma)
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
         raise ValueError(f"n_samples must be an integer in [2, inf], got {n_samples!r}")
     kw = dict(generator=generator, dtype=torch.float64)
-    x = torch.rand(n_samples, **kw) * (torch.rand(n_samples, **kw) < p)
+    x = torch.rand(n_samples, **kw) * (torch.rand(n_samples, **kw) < feature_prob)
     y = torch.relu(a * x + b + sigma * torch.randn(n_samples, **kw))
     err = (y - x) ** 2
     return float(err.mean()), float(err.std() / math.sqrt(n_samples))

@@ -79,11 +79,14 @@ def _check_sizes(n_features: int, d_hidden: int, n_active: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------- sampling
-def sample_distinct(n_inputs: int, n_features: int, n_draw: int,
-                    generator: torch.Generator) -> Tensor:
+def sample_distinct(n_inputs: int, n_features: int, n_draw: int, generator: torch.Generator,
+                    *, largest: bool = True) -> Tensor:
     """n_draw distinct feature indices per input, uniformly: (n_inputs, n_draw) long.
 
-    Used for the active set (exactly s on) and, in the same draw, for off features to pair with."""
+    The indices of the n_draw largest (``largest=False``: smallest) of m i.i.d. U[0, 1) keys per
+    input, drawn in blocks of rows. Either end gives the same distribution; ``sample_exactly_s``
+    takes the smallest. Used for the active set (exactly s on) and, in the same draw, for off
+    features to pair with (sorted by key, so the first s are the active ones)."""
     checks.positive_int("n_inputs", n_inputs)
     checks.positive_int("n_features", n_features)
     checks.positive_int("n_draw", n_draw, maximum=n_features)
@@ -91,8 +94,20 @@ def sample_distinct(n_inputs: int, n_features: int, n_draw: int,
     rows = max(1, _CHUNK // n_features)
     for start in range(0, n_inputs, rows):
         keys = torch.rand(min(rows, n_inputs - start), n_features, generator=generator)
-        out[start:start + rows] = keys.topk(n_draw, dim=1).indices
+        out[start:start + rows] = keys.topk(n_draw, dim=1, largest=largest).indices
     return out
+
+
+def sample_exactly_s(n_inputs: int, n_features: int, n_active: int,
+                     generator: torch.Generator) -> Tensor:
+    """Boolean inputs with exactly s of m features on, uniformly: (T, m) float32 in {0, 1}.
+
+    The one-hot form of ``sample_distinct`` (smallest keys), for the explicit networks of
+    ``and_mlp`` and ``deep_circuits``."""
+    checks.positive_int("n_features", n_features)
+    checks.positive_int("n_active", n_active, maximum=n_features)
+    idx = sample_distinct(n_inputs, n_features, n_active, generator, largest=False)
+    return torch.zeros(n_inputs, n_features).scatter_(1, idx, 1.0)
 
 
 def connection_matrix(n_features: int, d_hidden: int, connect_prob: float,
@@ -257,8 +272,8 @@ def sweep_basis(n_features: list[int], widths: list[int], *, n_active: int = 3,
                 network_seeds: list[int] = (0,), seed_inputs: int = 1,
                 device: str = "cpu") -> pd.DataFrame:
     """U1 over a grid: one row per (m, d, network seed) with mean/q99/max |error|, the empty-pair
-    fraction, and per case the mean signed error ('bias_<case>') beside its closed form
-    ('theory_<case>'), its standard error ('se_<case>')."""
+    fraction, the closed-form mean |error| ('theory_mean_abs'), and per case the mean signed error
+    ('bias_<case>') beside its closed form ('theory_<case>') and its standard error ('se_<case>')."""
     rows = []
     for m in n_features:
         for d in widths:
@@ -268,7 +283,8 @@ def sweep_basis(n_features: list[int], widths: list[int], *, n_active: int = 3,
                 table = evaluate_basis(m, d, n_active=n_active, n_shared=n_shared,
                                        n_inputs=n_inputs, n_one=n_one, n_none=n_none,
                                        seed_network=seed, seed_inputs=seed_inputs, device=device)
-                row = {"m": m, "d": d, "seed_network": seed, "p": p, **summarize_errors(table)}
+                row = {"m": m, "d": d, "seed_network": seed, "p": p, **summarize_errors(table),
+                       "theory_mean_abs": mean_abs_error_theory(n_active, p, n_one, n_none)}
                 for case in CASES:
                     err = table.loc[table["case"] == case, "error"]
                     key = case.replace(" ", "_")
@@ -344,24 +360,34 @@ def sweep_superposed(n_features: list[int], widths: list[int], *, n_active: int 
     return pd.DataFrame(rows)
 
 
-def neurons_needed(widths, values, target: float) -> float:
-    """Smallest d at which a decreasing error curve reaches `target`, by log-log interpolation
-    between grid points; nan if the curve never reaches it on the grid, widths[0] if it starts there.
-    """
+def neurons_needed(widths, errors, target: float) -> float:
+    """Smallest width d at which a decreasing error curve reaches ``target``, by log-log
+    interpolation between grid points (sorted by d first).
+
+    Returns widths[0] if the curve starts at or below the target, and inf if no width on the grid
+    reaches it (more neurons than the grid holds: compares as "needs at least any d")."""
     d = np.asarray(widths, dtype=float)
-    v = np.asarray(values, dtype=float)
+    v = np.asarray(errors, dtype=float)
     if not target > 0:
         raise ValueError(f"target must be > 0, got {target!r}")
     order = np.argsort(d)
     d, v = d[order], v[order]
     below = np.nonzero(v <= target)[0]
     if below.size == 0:
-        return float("nan")
+        return float("inf")
     j = int(below[0])
     if j == 0:
         return float(d[0])
     x0, x1, y0, y1 = np.log(d[j - 1]), np.log(d[j]), np.log(v[j - 1]), np.log(v[j])
     return float(np.exp(x0 + (np.log(target) - y0) * (x1 - x0) / (y1 - y0)))
+
+
+def neurons_needed_by_m(summary: pd.DataFrame, column: str, target: float) -> pd.Series:
+    """d*(m): ``neurons_needed`` of ``column`` against d, for every m of a sweep summary (columns
+    m, d, column). A Series indexed by m, holding only the m whose curve reaches the target."""
+    needed = pd.Series({m: neurons_needed(rows["d"], rows[column], target)
+                        for m, rows in summary.groupby("m")}, name=column, dtype=float)
+    return needed[np.isfinite(needed)]
 
 
 def neurons_needed_theory(n_features, n_active: int, n_shared: float, sigma_target: float):

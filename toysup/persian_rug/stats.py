@@ -2,6 +2,7 @@
 
 For output row i:  h_i = W_ii x_i + ν_i + b_i,  ν_i = Σ_{j≠i} W_ij x_j  (the interference),
 μ_i = E ν_i = (p/2) Σ_{j≠i} W_ij,   σ_i² = Var ν_i = v(p) Σ_{j≠i} W_ij²,   b̃_i = b_i + μ_i (effective bias).
+v(p) is ``theory.feature_variance``; the rank-bound ratio of Eq. (6) is ``theory.rank_bound_ratio``.
 Finite-size diagnostics (spec R14): row i is *paired* if min_{j≠i} W_ij < −½ W_ii (an antipodal
 partner), feature i is *dead* if W_ii < 0.1 · median_k W_kk.
 
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor
 
 from toysup import checks
+from toysup.persian_rug.theory import feature_variance, rank_bound_ratio
 
 
 def _check(W: Tensor) -> None:
@@ -36,13 +38,21 @@ def mean_interference(W: Tensor, feature_prob: Tensor) -> Tensor:
 def interference_variance(W: Tensor, feature_prob: Tensor) -> Tensor:
     """σ_i² = v(p) Σ_{j≠i} W_ij², v(p) = p/3 − p²/4, (k, n)."""
     p = checks.probabilities("feature_prob", feature_prob).to(W)
-    v = p / 3 - p * p / 4
-    return v[:, None] * (off_diagonal(W) ** 2).sum(dim=2)
+    return feature_variance(p)[:, None] * (off_diagonal(W) ** 2).sum(dim=2)
 
 
 def effective_bias(W: Tensor, b: Tensor, feature_prob: Tensor) -> Tensor:
     """b̃_i = b_i + μ_i, (k, n)."""
     return b + mean_interference(W, feature_prob)
+
+
+def macro_statistics(W: Tensor, b: Tensor, feature_prob: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The three numbers Eq. (5) reads off a model, each (k,): a = mean_i W_ii, the mean effective
+    bias mean_i b̃_i and the interference std σ = sqrt(mean_i σ_i²)."""
+    a = torch.diagonal(W, dim1=1, dim2=2).mean(dim=1)
+    eff_bias = effective_bias(W, b, feature_prob).mean(dim=1)
+    sigma = interference_variance(W, feature_prob).mean(dim=1).sqrt()
+    return a, eff_bias, sigma
 
 
 def paired_fraction(W: Tensor) -> Tensor:
@@ -137,8 +147,7 @@ def chi_varvar(W: Tensor, feature_prob: Tensor) -> Tensor:
     """Authors' code variant of Δvar(ν): Var_i(v Σ_j W_ij²), diagonal INCLUDED: (k,)."""
     _check(W)
     p = checks.probabilities("feature_prob", feature_prob).to(W)
-    v = p / 3 - p * p / 4
-    return _row_var(v[:, None] * (W ** 2).sum(dim=2))
+    return _row_var(feature_variance(p)[:, None] * (W ** 2).sum(dim=2))
 
 
 def chi_meanvar(W: Tensor, feature_prob: Tensor) -> Tensor:
@@ -166,7 +175,7 @@ def nu_excess_kurtosis(W: Tensor, feature_prob: Tensor) -> Tensor:
     κ₄/κ₂² = (m₄ − 3v²)/v² · Σ_{j≠i} W_ij⁴ / (Σ_{j≠i} W_ij²)²; 0 for a Gaussian.
     """
     p = checks.probabilities("feature_prob", feature_prob).to(W)
-    v = p / 3 - p * p / 4
+    v = feature_variance(p)
     m4 = p / 5 - p ** 2 / 2 + p ** 3 / 2 - 3 * p ** 4 / 16
     off2 = off_diagonal(W) ** 2
     return ((m4 - 3 * v * v) / v ** 2)[:, None] * (off2 ** 2).sum(dim=2) / off2.sum(dim=2) ** 2
@@ -212,27 +221,6 @@ def ks_normality(W: Tensor, feature_prob: Tensor, *, generator: torch.Generator,
     return pvalues.median(dim=1).values.float(), (pvalues < alpha).float().mean(dim=1)
 
 
-def bound_ratio(W: Tensor, d_hidden: int) -> Tensor:
-    """mean_i Σ_{j≠i} W_ij² / (ā² (n/m − 1)): ≥ 1 by the rank bound (Eq. 6), 1 for Eq. (7)."""
-    n = W.shape[-1]
-    checks.positive_int("d_hidden", d_hidden, maximum=n - 1)
-    a = torch.diagonal(W, dim1=1, dim2=2).mean(dim=1)
-    return (off_diagonal(W) ** 2).sum(dim=2).mean(dim=1) / (a ** 2 * (n / d_hidden - 1))
-
-
-def scalar_channel_loss(a: float, b: float, sigma: float, feature_prob: float, *, n_samples: int,
-                        generator: torch.Generator) -> tuple[float, float]:
-    """Monte Carlo of the single-feature model y = ReLU(a x + b + σ Z), Z ~ N(0, 1), x ~ B·U:
-    E (y − x)², the quantity Eq. (5) evaluates in closed form. Returns (mean, standard error)."""
-    checks.positive_int("n_samples", n_samples)
-    p = checks.unit_interval("feature_prob", feature_prob)
-    x = torch.rand(n_samples, generator=generator, dtype=torch.float64)
-    x = x * (torch.rand(n_samples, generator=generator, dtype=torch.float64) < p)
-    z = torch.randn(n_samples, generator=generator, dtype=torch.float64)
-    err = (torch.relu(a * x + b + sigma * z) - x) ** 2
-    return float(err.mean()), float(err.std() / n_samples ** 0.5)
-
-
 def symmetry_statistics(W: Tensor, b: Tensor, feature_prob: Tensor, *, d_hidden: int,
                         generator: torch.Generator, ks_rows: int = 200,
                         ks_samples: int = 1000) -> pd.DataFrame:
@@ -241,17 +229,15 @@ def symmetry_statistics(W: Tensor, b: Tensor, feature_prob: Tensor, *, d_hidden:
     Columns: a (mean diagonal), eff_bias (mean b̃), sigma (√ mean σ²), delta_diag, delta_bias,
     delta_eff_bias, delta_var_nu, sigma2_rel_spread, delta_mean_nu, chi_varvar, chi_meanvar,
     lyapunov (Λ), lyapunov_over_a, nu_excess_kurtosis (mean over rows), ks_median_pvalue,
-    ks_reject_fraction, bound_ratio, paired, dead.
+    ks_reject_fraction, bound_ratio (``theory.rank_bound_ratio``, in float64), paired, dead.
     """
     _check(W)
-    a = torch.diagonal(W, dim1=1, dim2=2).mean(dim=1)
+    a, eff_bias, sigma = macro_statistics(W, b, feature_prob)
     ks_median, ks_reject = ks_normality(W, feature_prob, generator=generator, n_rows=ks_rows,
                                         n_samples=ks_samples)
     lam = lyapunov_ratio(W)
     columns = {
-        "a": a,
-        "eff_bias": effective_bias(W, b, feature_prob).mean(dim=1),
-        "sigma": interference_variance(W, feature_prob).mean(dim=1).sqrt(),
+        "a": a, "eff_bias": eff_bias, "sigma": sigma,
         "delta_diag": delta_diag(W), "delta_bias": delta_bias(b),
         "delta_eff_bias": delta_effective_bias(W, b, feature_prob),
         "delta_var_nu": delta_var_nu(W, feature_prob),
@@ -261,7 +247,7 @@ def symmetry_statistics(W: Tensor, b: Tensor, feature_prob: Tensor, *, d_hidden:
         "lyapunov": lam, "lyapunov_over_a": lam / a,
         "nu_excess_kurtosis": nu_excess_kurtosis(W, feature_prob).mean(dim=1),
         "ks_median_pvalue": ks_median, "ks_reject_fraction": ks_reject,
-        "bound_ratio": bound_ratio(W, d_hidden),
+        "bound_ratio": torch.from_numpy(np.asarray(rank_bound_ratio(W, d_hidden))),
         "paired": paired_fraction(W), "dead": dead_fraction(W),
     }
     return pd.DataFrame({k: np.asarray(v.detach().double().cpu()) for k, v in columns.items()})

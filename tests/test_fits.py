@@ -1,0 +1,39 @@
+"""toysup.fits.power_law: exact on a power law, the standard error of a least-squares slope."""
+import numpy as np
+import pytest
+
+from toysup import fits
+
+
+def test_power_law_recovers_an_exact_power_law():
+    x = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
+    fit = fits.power_law(x, 3.0 * x ** -0.5)
+    assert fit.slope == pytest.approx(-0.5, abs=1e-12)
+    assert np.exp(fit.intercept) == pytest.approx(3.0, rel=1e-12)
+    assert fit.slope_se == pytest.approx(0.0, abs=1e-12)
+    assert fit(32.0) == pytest.approx(3.0 * 32 ** -0.5, rel=1e-12)
+    assert fit.n_points == 5
+
+
+def test_slope_standard_error_matches_its_sampling_spread():
+    # y = x^1 times log-normal noise of sd 0.1: the stated SE must match the spread over many fits.
+    rng = np.random.default_rng(0)
+    x = np.geomspace(1, 100, 8)
+    fits_ = [fits.power_law(x, x * np.exp(0.1 * rng.standard_normal(8))) for _ in range(2000)]
+    slopes = np.array([f.slope for f in fits_])
+    se = np.mean([f.slope_se for f in fits_])
+    assert slopes.mean() == pytest.approx(1.0, abs=3 * slopes.std() / np.sqrt(len(slopes)))
+    assert se == pytest.approx(slopes.std(), rel=0.1)
+
+
+def test_two_points_have_no_standard_error():
+    fit = fits.power_law([1, 4], [2, 8])
+    assert fit.slope == pytest.approx(1.0) and np.isnan(fit.slope_se)
+
+
+@pytest.mark.parametrize(("x", "y", "match"), [([1.0], [1.0], "length >= 2"),
+                                               ([1, 2, 3], [1, 2], "same length"),
+                                               ([1, 2], [1, 0], "positive")])
+def test_bad_input_is_refused(x, y, match):
+    with pytest.raises(ValueError, match=match):
+        fits.power_law(x, y)

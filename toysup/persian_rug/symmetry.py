@@ -1,0 +1,379 @@
+"""Chapters 1-2 driver: trained models over (n, p, r), their held-out losses and symmetry statistics,
+and the weight transformations of R6 (Persian Rug §3-4.1; spec R2-R6, R9(b), R12, R14).
+
+One tensor is trained per (n, r) with every p as an instance (instances must share n and m,
+m = ``model.hidden_width(n, r)``), through the disk cache (``cache.cached_fit``); ``activation``
+picks the ReLU model or its linear twin. ``held_out`` gives one table row per (n, r, p) with the
+held-out loss and standard error; ``measure`` adds every statistic of ``stats.symmetry_statistics``
+and Eq. (5) evaluated at the measured (a, b̃, σ); ``add_linear_baseline`` adds the linear optimum
+v(p)(1-r) and the authors' code formula (R12). ``transform_table`` applies ``transforms`` and records
+the loss change on shared samples (``evaluate.loss_change``); ``transform_decay`` follows that
+change with n. ``at_point`` selects the rows of one (p, r) by size.
+
+Figures: ``heatmaps`` draws one panel per n over (p, r) with a shared colour scale (the paper's
+Figs. 3-6 layout); ``trend_lines``/``trend_figure`` draw statistics against n at reference points;
+``size_trend_figure``, ``transform_figure`` (chapter 2), ``weight_block``, ``weight_histograms``,
+``training_curves`` and ``loss_vs_ratio`` (chapter 1) draw one chapter figure each.
+"""
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
+
+from toysup import checks, fits, plotting
+from toysup.persian_rug import cache, evaluate, stats, theory, transforms
+from toysup.persian_rug.model import AutoencoderConfig, AutoencoderParams, hidden_width
+from toysup.persian_rug.train import TrainConfig, TrainResult
+
+RunKey = tuple[int, float]     # (n, nominal r)
+
+
+def train_runs(n_features: Sequence[int], probs: Sequence[float], ratios: Sequence[float],
+               n_steps: int, *, seed: int, device: str | torch.device = "cpu",
+               activation: str = "relu", cache_root=None,
+               progress: bool = True) -> dict[RunKey, TrainResult]:
+    """One cached fit per (n, r), instances = ``probs``; keys (n, r) with r the nominal ratio.
+
+    activation: of every model (``model.AutoencoderConfig``): "relu", or "linear" for the same
+    network without the ReLU. Each fit depends only on its own configuration and ``seed``.
+    """
+    checks.probabilities("probs", probs)
+    runs = {}
+    with cache.summarised():            # one line for the whole grid, not one per model
+        for n in n_features:
+            for r in ratios:
+                cfg = AutoencoderConfig(n, hidden_width(n, r), len(probs), activation=activation)
+                runs[n, r] = cache.cached_fit(cfg, list(probs), TrainConfig(n_steps=n_steps),
+                                              seed=seed, device=device, root=cache_root,
+                                              progress=progress)
+    return runs
+
+
+def held_out(runs: dict[RunKey, TrainResult], probs: Sequence[float], *,
+             n_eval: int = 40_960) -> pd.DataFrame:
+    """One row per (n, r, p): n, r (nominal), r_real (= m/n), m, p, and the held-out loss with its
+    standard error (``evaluate.expected_loss`` on n_eval samples)."""
+    frames = []
+    for (n, r), result in runs.items():
+        params = result.params
+        loss, se = evaluate.expected_loss(params, probs, n_samples=n_eval)
+        frames.append(pd.DataFrame({"n": n, "r": r, "r_real": params.config.ratio,
+                                    "m": params.config.d_hidden, "p": list(probs),
+                                    "loss": loss.double().numpy(), "stderr": se.double().numpy()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def measure(runs: dict[RunKey, TrainResult], probs: Sequence[float], *, seed: int, n_eval: int,
+            ks_rows: int = 200, ks_samples: int = 1000) -> pd.DataFrame:
+    """The columns of ``held_out`` (one row per (n, r, p)), then the symmetry statistics, eq5 (Eq. 5
+    at the measured a, b̃, σ), eq5_over_loss and its standard error eq5_over_loss_stderr (from the
+    loss's)."""
+    frames = []
+    for (n, r), result in runs.items():
+        params = result.params
+        W = params.W_eff().detach()
+        gen = torch.Generator(device=W.device).manual_seed(seed + n + round(1000 * r))
+        frames.append(stats.symmetry_statistics(W, params.b.detach(), torch.tensor(probs),
+                                                d_hidden=params.config.d_hidden, generator=gen,
+                                                ks_rows=ks_rows, ks_samples=ks_samples))
+    out = pd.concat([held_out(runs, probs, n_eval=n_eval), pd.concat(frames, ignore_index=True)],
+                    axis=1)
+    out["eq5"] = [theory.symmetric_loss(row.a, row.eff_bias, row.sigma, row.p)
+                  for row in out.itertuples()]
+    out["eq5_over_loss"] = out["eq5"] / out["loss"]
+    out["eq5_over_loss_stderr"] = out["eq5"] * out["stderr"] / out["loss"] ** 2
+    return out
+
+
+def add_optimum(table: pd.DataFrame) -> pd.DataFrame:
+    """Adds L_star = L*(p, r) (Eq. 8, nominal r) and loss_over_Lstar; one optimisation per (p, r)."""
+    optimum = {key: theory.optimal_symmetric_loss(*key).loss
+               for key in sorted(set(zip(table["p"], table["r"])))}
+    out = table.copy()
+    out["L_star"] = [optimum[key] for key in zip(out["p"], out["r"])]
+    out["loss_over_Lstar"] = out["loss"] / out["L_star"]
+    return out
+
+
+def add_linear_baseline(table: pd.DataFrame) -> pd.DataFrame:
+    """Adds linear_optimum = v(p)(1 - r) (``theory.linear_loss`` at the realised r_real),
+    authors_code_formula (``theory.linear_loss_authors_code`` at n, m) and "loss / v(1-r)"."""
+    out = table.copy()
+    out["linear_optimum"] = theory.linear_loss(out["p"], out["r_real"])
+    out["authors_code_formula"] = [theory.linear_loss_authors_code(p, int(n), int(m))
+                                   for p, n, m in zip(out["p"], out["n"], out["m"])]
+    out["loss / v(1-r)"] = out["loss"] / out["linear_optimum"]
+    return out
+
+
+TRANSFORMS = ("permute", "resample rows", "projector", "scale interference")
+
+
+def transform_table(params: AutoencoderParams, probs: Sequence[float], *, seed: int, n_eval: int,
+                    scale_factor: float = 1.25) -> pd.DataFrame:
+    """Loss change of each transformation of ``transforms`` (one row per instance and transform).
+
+    Columns: p, transform, before, after, stderr (of one loss estimate), delta, delta_stderr
+    (paired), change_over_stderr = |delta| / stderr, relative_change = delta / before (and its
+    absolute value), eq5_before, eq5_after (Eq. 5 at each model's measured statistics),
+    eq5_relative_change (the change Eq. 5 predicts), after_over_eq5, sigma_before, sigma_after,
+    a_before, a_after.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    p = torch.tensor(list(probs))
+    W0 = params.W_eff().detach()
+    a0 = torch.diagonal(W0, dim1=1, dim2=2).mean(dim=1)
+    made = {
+        "permute": transforms.permute_features(params, gen),
+        "resample rows": transforms.resample_rows(params, gen),
+        "projector": transforms.projector_replacement(params, p, gen),
+        "scale interference": transforms.scale_interference(params, p, scale_factor),
+    }
+    rows = []
+    for name, new in made.items():
+        change = evaluate.loss_change(params, new, p, n_samples=n_eval)
+        W1 = new.W_eff().detach()
+        for i, pi in enumerate(probs):
+            stats0 = _macro(W0[i:i + 1], params.b[i:i + 1].detach(), pi)
+            stats1 = _macro(W1[i:i + 1], new.b[i:i + 1].detach(), pi)
+            rows.append(dict(
+                p=pi, transform=name, before=change.before[i].item(), after=change.after[i].item(),
+                stderr=change.stderr[i].item(), delta=change.delta[i].item(),
+                delta_stderr=change.delta_stderr[i].item(),
+                eq5_before=theory.symmetric_loss(*stats0, pi),
+                eq5_after=theory.symmetric_loss(*stats1, pi),
+                sigma_before=stats0[2], sigma_after=stats1[2], a_before=a0[i].item(),
+                a_after=stats1[0]))
+    out = pd.DataFrame(rows)
+    out["change_over_stderr"] = out["delta"].abs() / out["stderr"]
+    out["relative_change"] = out["delta"] / out["before"]
+    out["abs_relative_change"] = out["relative_change"].abs()
+    out["eq5_relative_change"] = out["eq5_after"] / out["eq5_before"] - 1
+    out["after_over_eq5"] = out["after"] / out["eq5_after"]
+    return out
+
+
+def transform_decay(table: pd.DataFrame, names: Sequence[str], *, small: int,
+                    big: int) -> pd.DataFrame:
+    """How the loss change of each transform in ``names`` decays with n (``table`` from
+    ``transform_table`` with n and r added, one r): one row per (transform, p) with first, last
+    (|relative change| at n = small and big), slope (its fitted exponent, ``size_exponent``),
+    after_over_eq5 and change_over_stderr at n = big, and n_reach, the n where the fitted decay
+    reaches one standard error of the loss (inf if it does not fall)."""
+    out = []
+    for name in names:
+        of_name = table[table["transform"] == name]
+        rows = of_name.set_index(["n", "p"])
+        for p in of_name["p"].unique():
+            first, last = (rows.loc[(n, p), "abs_relative_change"] for n in (small, big))
+            slope = size_exponent(of_name, "abs_relative_change", p=p, r=of_name["r"].iloc[0])
+            at_big = rows.loc[(big, p)]
+            se_rel = at_big["stderr"] / at_big["before"]
+            reach = big * (se_rel / last) ** (1 / slope) if slope < 0 else float("inf")
+            out.append(dict(transform=name, p=p, first=first, last=last, slope=slope,
+                            after_over_eq5=at_big["after_over_eq5"],
+                            change_over_stderr=at_big["change_over_stderr"], n_reach=reach))
+    return pd.DataFrame(out)
+
+
+def _macro(W: torch.Tensor, b: torch.Tensor, p: float) -> tuple[float, float, float]:
+    """(a, mean b̃, √ mean σ²) of one instance (``stats.macro_statistics``)."""
+    a, eff, sigma = stats.macro_statistics(W, b, torch.tensor([p]))
+    return a.item(), eff.item(), sigma.item()
+
+
+def at_point(table: pd.DataFrame, p: float, r: float) -> pd.DataFrame:
+    """The rows of ``table`` at nominal feature probability p and ratio r (``np.isclose``), by n."""
+    return table[np.isclose(table["p"], p) & np.isclose(table["r"], r)].sort_values("n")
+
+
+def size_exponent(table: pd.DataFrame, column: str, *, p: float, r: float) -> float:
+    """Log-log slope of ``column`` against n at one (p, r) (``at_point``), from ``fits.power_law``."""
+    rows = at_point(table, p, r)
+    if len(rows) < 2:
+        raise ValueError(f"need at least two sizes at (p, r) = ({p}, {r}), got {len(rows)}")
+    return fits.power_law(rows["n"], rows[column]).slope
+
+
+def heatmaps(table: pd.DataFrame, column: str, *, label: str, log: bool = True,
+             cmap: str = "viridis") -> Figure:
+    """One panel per n: ``column`` over p (x) and realised r (y), one shared colour scale."""
+    sizes = sorted(table["n"].unique())
+    values = table[column].to_numpy(dtype=float)
+    positive = values[values > 0]
+    if log and positive.size:
+        norm = LogNorm(vmin=positive.min(), vmax=positive.max())
+    else:
+        norm = Normalize(vmin=np.nanmin(values), vmax=np.nanmax(values))
+    fig, axes = plt.subplots(1, len(sizes), figsize=(3.3 * len(sizes) + 1.2, 3.2), squeeze=False,
+                             layout="constrained")
+    image = None
+    for ax, n in zip(axes[0], sizes):
+        grid = table[table["n"] == n].pivot_table(index="r", columns="p", values=column)
+        shown = np.ma.masked_invalid(grid.to_numpy(dtype=float))
+        if log:
+            shown = np.ma.masked_less_equal(shown, 0)
+        image = ax.imshow(shown, origin="lower", aspect="auto", cmap=cmap, norm=norm,
+                          interpolation="nearest")
+        ax.set_xticks(range(len(grid.columns)), [f"{v:g}" for v in grid.columns])
+        ax.set_yticks(range(len(grid.index)), [f"{v:g}" for v in grid.index])
+        ax.set(xlabel="feature probability $p$", title=f"$n$ = {n}")
+    axes[0][0].set_ylabel("ratio $r = m/n$")
+    fig.colorbar(image, ax=axes[0].tolist(), label=label, shrink=0.9)
+    return fig
+
+
+def trend_lines(ax: Axes, table: pd.DataFrame, points: Sequence[tuple[float, float]], column: str, *,
+                err: str | None = None) -> None:
+    """``column`` against n (log axis) at each (p, r) of ``points`` (``at_point``), one colour each;
+    with error bars from the column ``err`` if given."""
+    for (p, r), color in zip(points, plotting.CYCLE):
+        rows = at_point(table, p, r)
+        style = dict(ms=4, color=color, label=f"p = {p}, r = {r}")
+        if err is None:
+            ax.plot(rows["n"], rows[column], "o-", **style)
+        else:
+            ax.errorbar(rows["n"], rows[column], yerr=rows[err], fmt="o-", **style)
+    ax.set(xscale="log", xlabel="features $n$")
+
+
+def trend_figure(table: pd.DataFrame, points: Sequence[tuple[float, float]],
+                 columns: Mapping[str, str]) -> tuple[Figure, np.ndarray]:
+    """One panel per column (``trend_lines``; {column: y label}), the legend in the first."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(3 * len(columns), 3.2), squeeze=False,
+                             layout="constrained")
+    for ax, (column, label) in zip(axes[0], columns.items()):
+        trend_lines(ax, table, points, column)
+        ax.set_ylabel(label)
+    axes[0][0].legend(frameon=False, fontsize=7)
+    return fig, axes[0]
+
+
+def size_trend_figure(table: pd.DataFrame, probs: Sequence[float], columns: Mapping[str, str], *,
+                      r: float) -> Figure:
+    """One panel per p at ratio r: each column against n (markers) and the power law of its fitted
+    exponent (``size_exponent``) through the first point (dashed)."""
+    fig, axes = plt.subplots(1, len(probs), figsize=(10, 3.8), sharey=True, squeeze=False,
+                             layout="constrained")
+    for ax, p in zip(axes[0], probs):
+        rows = at_point(table, p, r)
+        for (column, label), color in zip(columns.items(), plotting.CYCLE):
+            slope = size_exponent(table, column, p=p, r=r)
+            line = rows[column].iloc[0] * (rows["n"] / rows["n"].iloc[0]) ** slope
+            plotting.measured_vs_theory(ax, rows["n"], rows[column], line,
+                                        label=f"{label}, slope {slope:+.2f}", color=color)
+        ax.set(xscale="log", yscale="log", xlabel="features $n$", title=f"p = {p}, r = {r}")
+    axes[0][0].set_ylabel("variance across rows")
+    axes[0][-1].legend(frameon=False, fontsize=7, loc="lower left")
+    return fig
+
+
+def transform_figure(table: pd.DataFrame, probs: Sequence[float]) -> Figure:
+    """One panel per p: relative loss change (%) of each of ``TRANSFORMS`` against n (``table`` from
+    ``transform_table`` with columns n and r added), paired error bars, and a grey band of ± one
+    standard error of the loss (from the permute rows); symmetric-log y axis."""
+    fig, axes = plt.subplots(1, len(probs), figsize=(10, 3.8), sharey=True, squeeze=False,
+                             layout="constrained")
+    for ax, p in zip(axes[0], probs):
+        rows_p = table[np.isclose(table["p"], p)]
+        for name, color in zip(TRANSFORMS, plotting.CYCLE):
+            rows = rows_p[rows_p["transform"] == name].sort_values("n")
+            ax.errorbar(rows["n"], 100 * rows["relative_change"], fmt="o-", ms=4, color=color,
+                        yerr=100 * rows["delta_stderr"] / rows["before"], label=name)
+        band = rows_p[rows_p["transform"] == "permute"].sort_values("n")
+        half = 100 * band["stderr"] / band["before"]
+        ax.fill_between(band["n"], -half, half, color="grey", alpha=0.3,
+                        label="± one standard error of the loss")
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set(xscale="log", yscale="symlog", xlabel="features $n$",
+               title=f"p = {p}, r = {rows_p['r'].iloc[0]:g}")
+    axes[0][0].set_ylabel("loss change (%)")
+    axes[0][-1].legend(frameon=False, fontsize=7)
+    return fig
+
+
+def weight_block(W: torch.Tensor, b: torch.Tensor, *, block: int = 30) -> Figure:
+    """The paper's Fig. 2a: the top-left block × block of one W (n, n), a blank column, then the
+    first ``block`` biases b (n,), on a diverging map centred on zero."""
+    picture = np.full((block, block + 2), np.nan)
+    picture[:, :block] = W[:block, :block].cpu().numpy()
+    picture[:, block + 1] = b[:block].cpu().numpy()
+    fig, ax = plt.subplots(figsize=(6.5, 5.2), layout="constrained")
+    plotting.signed_matrix(ax, picture, label="weight value")
+    ticks = list(range(0, block, 10))
+    ax.set_xticks(ticks + [block + 1], [str(t) for t in ticks] + ["$b_i$"])
+    ax.set(xlabel="input feature $j$ (then the bias $b_i$)", ylabel="output feature $i$")
+    return fig
+
+
+def weight_histograms(W: torch.Tensor) -> Figure:
+    """Histograms of the diagonal (left) and the off-diagonal entries (right, log counts) of one
+    W (n, n)."""
+    W = W.detach().cpu()
+    off = W[~torch.eye(W.shape[0], dtype=torch.bool)].numpy()
+    fig, (ax_d, ax_o) = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
+    ax_d.hist(torch.diagonal(W).numpy(), bins=30, color=plotting.OKABE_ITO["blue"])
+    ax_d.set(xlabel="diagonal entry $W_{ii}$", ylabel="number of features")
+    ax_o.hist(off, bins=100, color=plotting.OKABE_ITO["vermillion"], log=True)
+    ax_o.set(xlabel="off-diagonal entry $W_{ij}$", ylabel="number of entries (log)")
+    return fig
+
+
+def training_curves(runs: Mapping[str, dict[RunKey, TrainResult]], probs: Sequence[float], *,
+                    window: int) -> Figure:
+    """Running mean over ``window`` steps of the minibatch loss, one panel per (n, r) of
+    runs["relu"] (solid) and runs["linear"] (dotted), one colour per p, with the linear optimum
+    v(p)(1 - r) at the nominal r (dashed)."""
+    keys = list(runs["relu"])
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.4), sharey=True,
+                             squeeze=False, layout="constrained")
+    for ax, (n, r) in zip(axes[0], keys):
+        for j, (p, color) in enumerate(zip(probs, plotting.CYCLE)):
+            for activation, style in (("relu", "-"), ("linear", ":")):
+                curve = runs[activation][n, r].history[:, j].numpy()
+                smooth = np.convolve(curve, np.ones(window) / window, mode="valid")
+                ax.plot(np.arange(len(smooth)) + window, smooth, style, color=color, lw=1.2,
+                        label=f"p = {p}" if activation == "relu" else None)
+            ax.axhline(theory.linear_loss(p, r), ls="--", color=color, lw=0.8)
+        ax.set(yscale="log", xlabel="Adam step", title=f"r = {r}")
+    axes[0][0].set_ylabel("minibatch loss $L$ (per feature)")
+    axes[0][0].legend(frameon=False, fontsize=8)
+    return fig
+
+
+def loss_vs_ratio(table: pd.DataFrame) -> Figure:
+    """One panel per p: held-out loss against the realised r of the ReLU and linear rows of
+    ``table`` (``held_out`` rows of one n with an activation column) with the symmetric optimum
+    L*, the linear optimum v(p)(1 - r), the authors' code formula and p/3."""
+    n = int(table["n"].iloc[0])
+    if (table["n"] != n).any():
+        raise ValueError(f"table must hold one n, got {sorted(table['n'].unique())}")
+    probs = sorted(table["p"].unique())
+    fig, axes = plt.subplots(1, len(probs), figsize=(2.8 * len(probs), 3.3), squeeze=False,
+                             layout="constrained")
+    r_line = np.linspace(0.02, 0.95, 100)
+    widths = np.array([hidden_width(n, r) for r in r_line])
+    red, blue = plotting.OKABE_ITO["vermillion"], plotting.OKABE_ITO["blue"]
+    for ax, p in zip(axes[0], probs):
+        rows = table[table["p"] == p]
+        relu, linear = rows[rows["activation"] == "relu"], rows[rows["activation"] == "linear"]
+        ax.errorbar(relu["r_real"], relu["loss"], yerr=relu["stderr"], fmt="o", ms=4, color=red,
+                    label="ReLU, measured")
+        ax.plot(r_line, theory.optimal_symmetric_loss(p, r_line).loss, "--", lw=1.2, color=red,
+                label="ReLU, symmetric optimum $L^*$")
+        ax.errorbar(linear["r_real"], linear["loss"], yerr=linear["stderr"], fmt="s", ms=4,
+                    mfc="none", color=blue, label="linear, measured")
+        ax.plot(r_line, theory.linear_loss(p, r_line), "--", lw=1.2, color=blue,
+                label="linear optimum $v(p)(1-r)$")
+        ax.plot(r_line, theory.linear_loss_authors_code(p, n, widths), ":",
+                color=plotting.OKABE_ITO["black"], label="authors' code formula")
+        ax.axhline(p / 3, color="grey", lw=0.8, label="$p/3$ (zero output)")
+        ax.set(xlabel="ratio $r = m/n$", title=f"p = {p}", ylim=(0, 1.08 * p / 3))
+    axes[0][0].set_ylabel("held-out loss $L$ (per feature)")
+    axes[0][-1].legend(frameon=False, fontsize=7)
+    return fig
