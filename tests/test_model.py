@@ -87,13 +87,13 @@ def test_forward_rejects_wrong_shapes():
 
 @pytest.mark.parametrize(("n", "ratio", "expected"), [
     (512, 0.25, 128),     # exact
-    (64, 0.1, 6),         # 6.4 rounds down
-    (2048, 0.1, 205),     # 204.8 rounds up (it rounds, it does not floor)
-    (10, 0.25, 2),        # 2.5: ties to even
+    (64, 0.1, 6),         # 6.4
+    (2048, 0.1, 204),     # 204.8: floored, as the spec and the authors' code, not rounded
+    (64, 0.45, 28),       # 28.8
     (64, 0.001, 1),       # never below one unit
     (64, 1.0, 64),
 ])
-def test_hidden_width_rounds_r_times_n_into_one_to_n(n, ratio, expected):
+def test_hidden_width_floors_r_times_n_into_one_to_n(n, ratio, expected):
     m = model.hidden_width(n, ratio)
     assert m == expected and isinstance(m, int)
     model.AutoencoderConfig(n, m)                  # always a valid width

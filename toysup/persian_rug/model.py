@@ -16,6 +16,7 @@ the sparse input multiplies one (k·n, m) stack and the tied model simply has D 
 Shapes: W_in (k, m, n) · W_out (k, n, m) · b (k, n) · W_eff (k, n, n) · x, y (batch, k, n).
 ``hidden_width`` is the one rule for m from a ratio r = m/n.
 """
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -63,15 +64,15 @@ class AutoencoderConfig:
 
 
 def hidden_width(n_features: int, ratio: float) -> int:
-    """The hidden width m for n features at the nominal ratio r: round(r·n), clipped to [1, n].
+    """The hidden width m = max(1, ⌊r·n⌋) for n features at the nominal ratio r (spec §1.2, as the
+    authors' code: ``n_dense = max(1, floor(ratio * n_sparse))``).
 
-    The one rule turning a ratio into a width in ``toysup.persian_rug``. It ROUNDS (Python's
-    ``round``, ties to even: r·n = 102.5 gives 102), it does not floor; the realised ratio is then
-    ``AutoencoderConfig.ratio`` = m/n. ratio in (0, 1].
+    The one rule turning a ratio into a width in ``toysup.persian_rug``; the realised ratio is then
+    ``AutoencoderConfig.ratio`` = m/n, which plots and theory use. ratio in (0, 1].
     """
     checks.positive_int("n_features", n_features)
     checks.unit_interval("ratio", ratio)
-    return max(1, min(n_features, round(ratio * n_features)))
+    return max(1, math.floor(ratio * n_features))
 
 
 @dataclass

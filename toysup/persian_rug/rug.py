@@ -36,6 +36,7 @@ from toysup import checks
 from toysup.persian_rug import stats, theory
 from toysup.persian_rug.data import sample_features
 from toysup.persian_rug.evaluate import LossAccumulator
+from toysup.persian_rug.model import hidden_width
 from toysup.persian_rug.projectors import check_rows, hadamard_rows, power_of_two, random_rows
 
 LinearMap = Callable[[Tensor], Tensor]
@@ -314,7 +315,7 @@ def rug_vs_theory(points: Sequence[tuple[float, float]], ns: Sequence[int], *,
     for p, r_target in points:
         for n in ns:
             power_of_two("n_features", n)
-            d_hidden = max(1, int(math.floor(r_target * n)))
+            d_hidden = hidden_width(n, r_target)
             r = d_hidden / n
             if (p, r) not in optima:
                 optima[(p, r)] = theory.optimal_symmetric_loss(p, r)
