@@ -1,27 +1,33 @@
-"""Training throughput of the batched trainer (toysup.train.fit) against loops over models.
+"""Training throughput of toysup.persian_rug.train.fit, where a step's time goes, time to a target
+loss against the paper's protocol, and the steps the convergence criterion chooses.
 
-For n in {256, 512, 1024, 2048}, r = 1/4, p = 0.045, batch 1024, one and many instances, prints
-ms per model-step for
-  * batched   — toysup.train.fit with all k instances in one tensor;
-  * loop      — toysup.train.fit called once per model (k = 1), the same steps;
-  * reference — a per-model loop of the usual PyTorch implementation (two nn.Linear-style matrices,
-                dense matmuls, two uniform draws per entry, autograd, torch.optim.Adam), as peer
-                codebases train these models;
-and the achieved GFLOP/s of the unavoidable dense work, 6·B·n·m flops per model-step (the decoder's
-forward product and its two gradient products), against a matmul peak measured in the same run.
-The target: at n ≥ 1024 a step takes at most twice the time of 6·B·n·m at that peak; for n ≤ 256 with
-many instances, batching is at least 3× faster than the per-model loop.
+Sections (each prints one table; times are the fastest of ``--repeats`` timed runs after a warm-up):
+  throughput  ms per model-step at p = 0.045, r = 1/4, batch 1024, for
+              * blocked  — ``fit`` as it is: k instances per tensor, the step's products in blocks of
+                           instances (``train.instance_blocks``);
+              * whole    — ``fit`` with one block of all k instances (bmm over the whole tensor);
+              * loop     — ``fit`` called once per model (k = 1);
+              * reference— a per-model loop of the usual PyTorch implementation (dense matmuls, two
+                           uniform draws per entry, autograd, torch.optim.Adam);
+              and a step against two floors at the matmul peak measured in the same run: the dense
+              6·B·n·m flops of autograd, and (2 + 4f)·B·n·m, f the measured fraction of outputs on
+              (the backward products need only those).
+  profile     one step's parts at n = 1024 after 1,000 steps, and the parts a sparse backward pass
+              would replace them with (compacting the active outputs, building CSR matrices).
+  target      wall time for the held-out loss that ``fit``'s default (3,000 steps) reaches, with the
+              paper's protocol (constant lr 3e-3/√n, Adam, fresh batch each step) — long.
+  plateau     steps the convergence criterion (TrainConfig.plateau = 0.005) chooses at several n — long.
 
-Run:  .venv/bin/python bench/train_throughput.py [--steps 20] [--threads 2] [--many 8]
-Per-step times are the fastest of three timed runs after a warm-up run.
+Run:  .venv/bin/python bench/train_throughput.py [throughput profile target plateau] [--threads 2]
 """
 import argparse
 import math
 import time
+from collections.abc import Callable
 
 import torch
 
-from toysup.persian_rug import model, train
+from toysup.persian_rug import data, evaluate, model, train
 
 P, RATIO, BATCH = 0.045, 0.25, 1024
 
@@ -37,77 +43,182 @@ def matmul_peak(seconds: float = 1.0) -> float:
     return 2 * 2048 ** 3 / best / 1e9
 
 
-def per_step(run, steps: int, repeats: int = 3) -> float:
-    """Seconds per step of ``run(n_steps)``: the fastest of ``repeats`` timed runs of ``steps`` steps
-    after a warm-up run (set-up, the parameters' initialisation, is under 1 % of a run)."""
-    run(2)
+def fastest(run: Callable[[], object], repeats: int) -> float:
+    """Seconds of the fastest of ``repeats`` calls of ``run`` after one warm-up call."""
+    run()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        run(steps)
+        run()
         times.append(time.perf_counter() - t0)
-    return min(times) / steps
+    return min(times)
 
 
-def batched(n: int, k: int):
+def fit_run(n: int, k: int, steps: int, *, whole: bool = False, seed: int = 0) -> Callable[[], object]:
     cfg = model.AutoencoderConfig(n, model.hidden_width(n, RATIO), k)
-    return lambda steps: train.fit(cfg, P, train.TrainConfig(n_steps=steps, batch=BATCH), seed=0,
-                                   progress=False)
+    config = train.TrainConfig(n_steps=steps, batch=BATCH)
 
-
-def loop(n: int, k: int):
-    cfg = model.AutoencoderConfig(n, model.hidden_width(n, RATIO), 1)
-
-    def run(steps: int) -> None:
-        for i in range(k):
-            train.fit(cfg, P, train.TrainConfig(n_steps=steps, batch=BATCH), seed=i, progress=False)
+    def run() -> object:
+        saved = train.BLOCK_FLOATS
+        train.BLOCK_FLOATS = 2 ** 62 if whole else saved
+        try:
+            return train.fit(cfg, P, config, seed=seed, progress=False)
+        finally:
+            train.BLOCK_FLOATS = saved
     return run
 
 
-def reference(n: int, k: int):
+def reference_run(n: int, steps: int, lr: float = 1e-3, seed: int = 0):
+    """The usual implementation, one model; returns (w_in, w_out, b) after ``steps`` steps."""
     m = model.hidden_width(n, RATIO)
+    gen = torch.Generator().manual_seed(seed)
+    w_in = ((torch.rand(m, n, generator=gen) * 2 - 1) / n ** 0.5).requires_grad_()
+    w_out = ((torch.rand(n, m, generator=gen) * 2 - 1) / m ** 0.5).requires_grad_()
+    b = ((torch.rand(n, generator=gen) * 2 - 1) / m ** 0.5).requires_grad_()
+    opt = torch.optim.Adam([w_in, w_out, b], lr=lr, eps=1e-7)
 
-    def run(steps: int) -> None:
-        for i in range(k):
-            gen = torch.Generator().manual_seed(i)
-            w_in = ((torch.rand(m, n, generator=gen) * 2 - 1) / n ** 0.5).requires_grad_()
-            w_out = ((torch.rand(n, m, generator=gen) * 2 - 1) / m ** 0.5).requires_grad_()
-            b = ((torch.rand(n, generator=gen) * 2 - 1) / m ** 0.5).requires_grad_()
-            opt = torch.optim.Adam([w_in, w_out, b], lr=1e-3, eps=1e-7)
-            for _ in range(steps):
-                u = torch.rand(BATCH, n, generator=gen)
-                x = torch.where(torch.rand(BATCH, n, generator=gen) < P, u, 0.0)
-                y = torch.relu(x @ w_in.T @ w_out.T + b)
-                loss = ((y - x) ** 2).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+    def run(n_steps: int = steps) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        for _ in range(n_steps):
+            u = torch.rand(BATCH, n, generator=gen)
+            x = torch.where(torch.rand(BATCH, n, generator=gen) < P, u, 0.0)
+            loss = ((torch.relu(x @ w_in.T @ w_out.T + b) - x) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return w_in, w_out, b
     return run
+
+
+def active_fraction(params: model.AutoencoderParams) -> float:
+    """f: the fraction of pre-activations > 0 on one fresh batch."""
+    gens = data.make_generators([123] * params.config.n_instances, params.b.device)
+    batch = data.sample_sparse(torch.full((params.config.n_instances,), P, dtype=torch.float64),
+                               BATCH, params.config.n_features, gens)
+    h = (batch.csr @ params.encoder.reshape(-1, params.config.d_hidden)).view(
+        params.config.n_instances, BATCH, params.config.d_hidden)
+    pre = torch.baddbmm(params.b[:, None, :], h, params.decoder.transpose(1, 2))
+    return float((pre > 0).float().mean())
+
+
+def throughput(args: argparse.Namespace, peak: float) -> None:
+    print(f"\n## throughput: p = {P}, r = {RATIO}, batch {BATCH}; ms per model-step; f after 1,000 steps")
+    print(f"{'n':>5} {'k':>3} {'blocked':>8} {'whole':>8} {'loop':>8} {'reference':>9} {'f':>6} "
+          f"{'step/6Bnm':>9} {'step/(2+4f)Bnm':>14} {'loop/blocked':>12} {'whole/blocked':>13}")
+    for n in args.sizes:
+        m = model.hidden_width(n, RATIO)
+        f = active_fraction(fit_run(n, 1, 1000)().params)
+        for k in (1, args.many):
+            steps = args.steps
+            blocked = fastest(fit_run(n, k, steps), args.repeats) / steps / k
+            whole = blocked if k == 1 else fastest(fit_run(n, k, steps, whole=True), args.repeats) / steps / k
+            loop = blocked if k == 1 else fastest(
+                lambda: [fit_run(n, 1, steps, seed=i)() for i in range(k)], args.repeats) / steps / k
+            ref = fastest(lambda: reference_run(n, steps)(), args.repeats) / steps
+            dense, sparse = 6 * BATCH * n * m, (2 + 4 * f) * BATCH * n * m
+            print(f"{n:>5} {k:>3} {1e3 * blocked:>8.2f} {1e3 * whole:>8.2f} {1e3 * loop:>8.2f} "
+                  f"{1e3 * ref:>9.2f} {f:>6.3f} {blocked * peak * 1e9 / dense:>9.2f} "
+                  f"{blocked * peak * 1e9 / sparse:>14.2f} {loop / blocked:>12.2f} {whole / blocked:>13.2f}")
+
+
+def profile(args: argparse.Namespace) -> None:
+    n, k = 1024, 1
+    params = fit_run(n, k, 1000)().params
+    m = params.config.d_hidden
+    gens = data.make_generators([5], params.b.device)
+    probs = torch.full((k,), P, dtype=torch.float64)
+    batch = data.sample_sparse(probs, BATCH, n, gens)
+    h, g, _ = model.residual(params, batch)
+    nz = (g.view(-1) != 0).nonzero().squeeze(1)
+    rows = nz // n
+    csr = data._csr(rows, nz % n, g.view(-1)[nz], (k * BATCH, k * n))
+    hidden = h.reshape(k * BATCH, m)
+    csc = csr.to_sparse_csc()
+    transposed = torch.sparse_csr_tensor(csc.ccol_indices(), csc.row_indices(), csc.values(),
+                                         size=(k * n, k * BATCH))
+    parts = {
+        "sample a batch": lambda: data.sample_sparse(probs, BATCH, n, gens),
+        "CSR of x and of its transpose": lambda: data.SparseBatch(batch.values, batch.flat, k, BATCH, n).csr_t,
+        "forward (sparse encoder, dense decoder, ReLU)": lambda: model.residual(params, batch),
+        "whole loss_and_grads": lambda: model.loss_and_grads(params, batch),
+        "dense backward products gᵀh and g·W_out": lambda: (torch.bmm(g.transpose(1, 2), h),
+                                                            torch.bmm(g, params.decoder)),
+        "sparse: compact the active outputs (nonzero)": lambda: (g.view(-1) != 0).nonzero(),
+        "sparse: build CSR of g": lambda: data._csr(rows, nz % n, g.view(-1)[nz], (k * BATCH, k * n)),
+        "sparse: CSR of gᵀ (to_sparse_csc)": lambda: csr.to_sparse_csc(),
+        "sparse: g·W_out from CSR": lambda: csr @ params.decoder.reshape(k * n, m),
+        "sparse: gᵀh from the CSC read as CSR of gᵀ": lambda: transposed @ hidden,
+    }
+    print(f"\n## profile: n = {n}, m = {m}, batch {BATCH}, after 1,000 steps; "
+          f"g non-zero on a fraction {nz.numel() / g.numel():.3f}; ms per call")
+    for name, run in parts.items():
+        print(f"{1e3 * fastest(run, 10 * args.repeats):>8.2f}  {name}")
+
+
+def held_out(w_in: torch.Tensor, w_out: torch.Tensor, b: torch.Tensor) -> float:
+    """Held-out loss of one model on the same 40,960 samples ``evaluate`` uses."""
+    cfg = model.AutoencoderConfig(w_in.shape[1], w_in.shape[0], 1)
+    params = model.AutoencoderParams(cfg, w_in.detach().T.contiguous()[None], w_out.detach()[None],
+                                     b.detach()[None])
+    return float(evaluate.expected_loss(params, P, seed=99)[0][0])
+
+
+def target(args: argparse.Namespace) -> None:
+    print("\n## target: wall time to the held-out loss of fit's default (3,000 steps)")
+    print(f"{'n':>5} {'target loss':>11} {'fit s':>7} {'paper steps':>11} {'paper s':>8} {'ratio':>6}")
+    for n in args.target_sizes:
+        t0 = time.perf_counter()
+        result = fit_run(n, 1, 3000)()
+        fit_s = time.perf_counter() - t0
+        p = result.params
+        goal = held_out(p.W_in[0], p.W_out[0], p.b[0])
+        run, steps, t0 = reference_run(n, 0, lr=3e-3 / math.sqrt(n)), 0, time.perf_counter()
+        while steps < 60_000:
+            weights = run(500)
+            steps += 500
+            if held_out(*weights) <= goal:
+                break
+        paper_s = time.perf_counter() - t0
+        print(f"{n:>5} {goal:>11.5f} {fit_s:>7.1f} {steps:>11} {paper_s:>8.1f} {paper_s / fit_s:>6.1f}")
+
+
+def plateau(args: argparse.Namespace) -> None:
+    print("\n## plateau: steps chosen by TrainConfig(plateau=0.005, n_steps=cap), 2 seeds per n")
+    print(f"{'n':>5} {'cap':>6} {'steps':>13} {'gain at stop':>22} {'held-out / fixed 3,000':>22} {'s':>6}")
+    for n in args.plateau_sizes:
+        cfg = model.AutoencoderConfig(n, model.hidden_width(n, RATIO), 2)
+        config = train.TrainConfig(n_steps=args.cap, plateau=0.005)
+        t0 = time.perf_counter()
+        result = train.fit(cfg, P, config, seed=0, progress=False)
+        seconds = time.perf_counter() - t0
+        fixed = train.fit(cfg, P, train.TrainConfig(), seed=0, progress=False)
+        ratio = (evaluate.expected_loss(result.params, P, seed=99)[0]
+                 / evaluate.expected_loss(fixed.params, P, seed=99)[0])
+        steps = ", ".join(str(int(s)) for s in result.steps)
+        gains = ", ".join(f"{float(g):.4f}" for g in result.plateau_gain())
+        print(f"{n:>5} {args.cap:>6} {steps:>13} {gains:>22} "
+              f"{', '.join(f'{float(r):.3f}' for r in ratio):>22} {seconds:>6.0f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sections", nargs="*", default=["throughput", "profile"],
+                        choices=["throughput", "profile", "target", "plateau"])
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--many", type=int, default=8, help="instances in the 'many' rows")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048])
+    parser.add_argument("--target-sizes", type=int, nargs="+", default=[1024])
+    parser.add_argument("--plateau-sizes", type=int, nargs="+", default=[512, 1024, 2048])
+    parser.add_argument("--cap", type=int, default=12_000)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     peak = matmul_peak()
-    print(f"torch {torch.__version__}, {args.threads} threads, matmul peak {peak:.0f} GFLOP/s; "
-          f"p = {P}, r = {RATIO}, batch {BATCH}; times are ms per model-step")
-    header = (f"{'n':>5} {'k':>3} {'batched':>9} {'loop':>9} {'reference':>10} {'GFLOP/s':>8} "
-              f"{'step/6Bnm@peak':>15} {'loop/batched':>13} {'reference/batched':>18}")
-    print(header)
-    for n in args.sizes:
-        for k in (1, args.many):
-            t_batched = per_step(batched(n, k), args.steps) / k
-            t_loop = t_batched if k == 1 else per_step(loop(n, k), args.steps) / k
-            t_ref = per_step(reference(n, 1), args.steps)
-            dense = 6 * BATCH * n * model.hidden_width(n, RATIO)
-            print(f"{n:>5} {k:>3} {1e3 * t_batched:>9.2f} {1e3 * t_loop:>9.2f} {1e3 * t_ref:>10.2f} "
-                  f"{dense / t_batched / 1e9:>8.1f} {t_batched / (dense / (peak * 1e9)):>15.2f} "
-                  f"{t_loop / t_batched:>13.2f} {t_ref / t_batched:>18.2f}")
+    print(f"torch {torch.__version__}, {args.threads} threads, matmul peak {peak:.0f} GFLOP/s")
+    sections = {"throughput": lambda: throughput(args, peak), "profile": lambda: profile(args),
+                "target": lambda: target(args), "plateau": lambda: plateau(args)}
+    for name in args.sections:
+        sections[name]()
 
 
 if __name__ == "__main__":

@@ -87,3 +87,14 @@ def test_instance_probs_spreads_one_value_and_checks_the_count():
         data.instance_probs([0.1, 0.2], 3)
     with pytest.raises(ValueError, match="feature_prob"):
         data.instance_probs(1.5, 1)
+
+
+def test_a_block_of_instances_is_what_those_instances_draw_alone():
+    p = torch.tensor([0.05, 0.3, 0.1, 0.2], dtype=torch.float64)
+    whole = data.sample_sparse(p, 16, 24, data.make_generators([1, 2, 3, 4], torch.device("cpu")))
+    alone = data.sample_sparse(p[1:3], 16, 24, data.make_generators([2, 3], torch.device("cpu")))
+    block = whole.instances(slice(1, 3))
+    assert (block.n_instances, block.batch, block.n_features) == (2, 16, 24)
+    assert torch.equal(block.dense(), alone.dense())
+    with pytest.raises(ValueError, match="block"):
+        whole.instances(slice(0, 4, 2))

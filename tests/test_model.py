@@ -104,3 +104,17 @@ def test_hidden_width_floors_r_times_n_into_one_to_n(n, ratio, expected):
 def test_hidden_width_names_bad_arguments(args, match):
     with pytest.raises(ValueError, match=match):
         model.hidden_width(*args)
+
+
+def test_a_block_of_instances_is_a_view_with_its_own_config():
+    cfg = model.AutoencoderConfig(10, 3, n_instances=4, activation="topk", n_kept=(1, 2, 3, 4))
+    params = model.init_params(cfg, data.make_generators([0, 1, 2, 3], torch.device("cpu")))
+    block = params.instances(slice(1, 3))
+    assert block.config.n_instances == 2 and block.config.n_kept == (2, 3)
+    assert block.encoder.data_ptr() == params.encoder[1].data_ptr()
+    assert torch.equal(block.b, params.b[1:3])
+
+
+def test_n_kept_outside_topk_is_refused():
+    with pytest.raises(ValueError, match="n_kept"):
+        model.AutoencoderConfig(10, 3, activation="relu", n_kept=2)

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -62,7 +63,9 @@ def test_schedule_is_cosine_from_one_to_the_final_fraction():
 
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"n_steps": 0}, "n_steps"), ({"batch": -1}, "batch"), ({"lr0": 0.0}, "lr0"),
-    ({"final_lr_fraction": 1.5}, "final_lr_fraction"),
+    ({"final_lr_fraction": 1.5}, "final_lr_fraction"), ({"lr0": math.inf}, "lr0"),
+    ({"betas": (1.5, 0.9)}, "betas"), ({"betas": (0.9,)}, "betas"), ({"eps": -1.0}, "eps"),
+    ({"plateau": 1.0}, "plateau"), ({"check_every": 0}, "check_every"),
 ])
 def test_bad_train_config_is_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -71,7 +74,8 @@ def test_bad_train_config_is_named(kwargs, match):
 
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"feature_prob": 0.0}, "feature_prob"), ({"feature_prob": [0.1, 0.2, 0.3]}, "feature_prob"),
-    ({"seed": [1, 2, 3]}, "seed"), ({"device": "tpu"}, "device"),
+    ({"seed": [1, 2, 3]}, "seed"), ({"device": "tpu"}, "device"), ({"seed": -1}, "seed"),
+    ({"seed": [2 ** 64, 1]}, "seed"), ({"seed": 1.5}, "seed"),
 ])
 def test_bad_fit_arguments_are_named(kwargs, match):
     args = {"model": model.AutoencoderConfig(8, 2, 2), "feature_prob": 0.1, "train": SHORT} | kwargs
@@ -83,3 +87,61 @@ def test_bad_fit_arguments_are_named(kwargs, match):
 def test_cuda_without_a_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="device 'cuda'"):
         train.fit(model.AutoencoderConfig(8, 2), 0.1, SHORT, device="cuda", progress=False)
+
+
+def test_numpy_integer_seed_is_the_same_as_the_int():
+    cfg = model.AutoencoderConfig(16, 4, 2)
+    a = train.fit(cfg, 0.1, train.TrainConfig(n_steps=5, batch=32), seed=np.int64(3), progress=False)
+    b = train.fit(cfg, 0.1, train.TrainConfig(n_steps=5, batch=32), seed=3, progress=False)
+    assert torch.equal(a.history, b.history)
+
+
+def test_blocks_of_instances_change_no_instance(monkeypatch):
+    cfg = model.AutoencoderConfig(64, 16, n_instances=5)
+    whole = train.fit(cfg, [0.05, 0.1, 0.2, 0.3, 0.4], SHORT, seed=2, progress=False)
+    monkeypatch.setattr(train, "BLOCK_FLOATS", 2 * 256 * 64)        # blocks of 2, 2 and 1
+    assert [b.stop - b.start for b in train.instance_blocks(5, 256, 64)] == [2, 2, 1]
+    blocked = train.fit(cfg, [0.05, 0.1, 0.2, 0.3, 0.4], SHORT, seed=2, progress=False)
+    torch.testing.assert_close(blocked.history, whole.history, rtol=1e-5, atol=1e-8)
+    for got, want in zip(blocked.params.tensors(), whole.params.tensors()):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_plateau_gain_of_a_flat_and_of_a_falling_history():
+    steps = torch.tensor([80, 80])
+    flat = torch.full((80, 2), 0.5)
+    assert torch.equal(train.plateau_gain(flat, steps), torch.zeros(2, dtype=torch.float64))
+    falling = torch.linspace(2.0, 1.0, 80)[:, None].repeat(1, 2)   # S(60) − S(80) = 20 steps' fall
+    gain = train.plateau_gain(falling, steps)
+    s_now, s_then = falling[70:80, 0].double().mean(), falling[50:60, 0].double().mean()
+    torch.testing.assert_close(gain, ((s_then - s_now) / s_now).repeat(2))
+    with pytest.raises(ValueError, match="steps"):
+        train.plateau_gain(flat, torch.tensor([4, 80]))
+
+
+def test_plateau_stops_each_instance_on_its_own_loss():
+    """p = 0.4 and p = 0.02 converge at different steps; each stops at the first check where its
+    gain is below the threshold, keeps the parameters of that step, and equals the same instance
+    trained alone with the same seed."""
+    cfg = model.AutoencoderConfig(64, 16, n_instances=2)
+    config = train.TrainConfig(n_steps=3000, batch=256, plateau=0.01, check_every=50)
+    seeds = train.spawn_seeds(4, 2)
+    result = train.fit(cfg, [0.4, 0.02], config, seed=seeds, progress=False)
+    steps = result.steps
+    assert bool((steps % 50 == 0).all()) and bool((steps >= 200).all()) and steps[0] != steps[1]
+    assert bool((result.plateau_gain() < 0.01).all())
+    for i, t in enumerate(steps.tolist()):
+        assert not bool(result.history[t:, i].isfinite().any())
+        earlier = train.plateau_gain(result.history[:, [i]], torch.tensor([t - 50]))
+        assert t == 200 or float(earlier[0]) >= 0.01
+    alone = train.fit(model.AutoencoderConfig(64, 16, 1), 0.02, config, seed=[seeds[1]], progress=False)
+    assert int(alone.steps[0]) == int(steps[1])
+    for got, want in zip(result.params.select([1]).tensors(), alone.params.tensors()):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_divergence_names_the_instance_and_the_step():
+    cfg = model.AutoencoderConfig(32, 8, n_instances=2)
+    with pytest.raises(train.TrainingDiverged, match=r"instance \d \(seed \d+, feature_prob .*step \d+"):
+        train.fit(cfg, 0.1, train.TrainConfig(n_steps=400, batch=64, lr0=1e3, check_every=20),
+                  progress=False)

@@ -2,6 +2,7 @@
 and the allowed range, so a reader who mistypes a keyword sees what to change."""
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -47,3 +48,11 @@ def device(value: str | torch.device) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {value!r} asked for, but torch sees no CUDA device here; use 'cpu'")
     return dev
+
+
+def seed(name: str, value: int) -> int:
+    """Return ``value`` as an int if it is an integer (numpy integers too) in [0, 2**63); else raise
+    ValueError naming ``name`` (torch generators take seeds below 2**64; ours add 1 for the data)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 2 ** 63:
+        raise ValueError(f"{name} must be an integer in [0, 2**63), got {value!r}")
+    return int(value)

@@ -48,6 +48,18 @@ class SparseBatch:
         x[self.flat] = self.values
         return x.view(self.n_instances, self.batch, self.n_features).transpose(0, 1)
 
+    def instances(self, block: slice) -> "SparseBatch":
+        """The instances ``block`` (a slice with step 1) as a SparseBatch of their own (entries
+        are sorted by instance, so this is one contiguous run of them)."""
+        idx = range(self.n_instances)[block]
+        if idx.step != 1 or len(idx) == 0:
+            raise ValueError(f"block must be a non-empty slice with step 1, got {block!r}")
+        total = self.batch * self.n_features
+        bounds = torch.tensor([idx.start * total, idx.stop * total], device=self.flat.device)
+        start, stop = torch.searchsorted(self.flat, bounds).tolist()
+        return SparseBatch(values=self.values[start:stop], flat=self.flat[start:stop] - idx.start * total,
+                           n_instances=len(idx), batch=self.batch, n_features=self.n_features)
+
     @cached_property
     def block_rows(self) -> tuple[Tensor, Tensor]:
         """Row and column of each entry in the block-diagonal matrix diag(x_1, …, x_k).

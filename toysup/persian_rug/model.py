@@ -56,6 +56,9 @@ class AutoencoderConfig:
             for value in kept:
                 checks.positive_int("n_kept", value, maximum=self.n_features)
             object.__setattr__(self, "n_kept", kept)
+        elif self.n_kept is not None:
+            raise ValueError(f"n_kept is TopK's K and must be None for activation "
+                             f"{self.activation!r}, got {self.n_kept!r}")
 
     @property
     def ratio(self) -> float:
@@ -117,6 +120,20 @@ class AutoencoderParams:
         if self.config.n_kept is None:
             return None
         return torch.tensor(self.config.n_kept, dtype=torch.int64, device=self.b.device)
+
+    def instances(self, block: slice) -> "AutoencoderParams":
+        """The instances ``block`` (a slice with step 1) as views of these tensors (no copy): the
+        trainer's blocks of instances, whose gradients land in slices of the whole tensors."""
+        idx = range(self.config.n_instances)[block]
+        if idx.step != 1 or len(idx) == 0:
+            raise ValueError(f"block must be a non-empty slice with step 1, got {block!r}")
+        kept = None if self.config.n_kept is None else self.config.n_kept[block]
+        cfg = AutoencoderConfig(self.config.n_features, self.config.d_hidden, len(idx),
+                                self.config.tied, self.config.activation, kept)
+        enc = self.encoder[block]
+        dec = enc if cfg.tied else self.decoder[block]
+        extra = {key: value[block] for key, value in self.extra.items()}
+        return AutoencoderParams(cfg, enc, dec, self.b[block], extra)
 
     def select(self, index: list[int] | slice) -> "AutoencoderParams":
         """The instances ``index`` as a new (copied) AutoencoderParams."""

@@ -2,12 +2,21 @@
 
 The objective is the SUM of the per-instance losses, so every instance gets exactly its own gradient;
 Adam is elementwise, so k instances trained together follow the same trajectories as k separate runs
-with the same seeds (a test checks this). Nothing couples instances: no global gradient clipping, no
-shared early stop.
+with the same seeds (a test checks this). Nothing couples instances: no global gradient clipping, and
+with ``TrainConfig.plateau`` each instance stops on its own loss (``plateau_gain``). A step's
+products run in blocks of instances (``instance_blocks``): one bmm over a large (k, batch, n) block
+loses to smaller blocks that stay in cache (measured in bench/train_throughput.py).
 
 Protocol defaults (spec §3.2, validated against the paper's 45k-step protocol at n = 512):
 Adam(β = (0.9, 0.999), eps = 1e-7), batch 1024, lr₀ = 1e-3·√(512/n), cosine decay to 1 % of lr₀
-over the run. The paper itself used a constant lr = 3e-3/√n for up to 45,000 steps (spec §2.1).
+over ``n_steps``. The paper itself used a constant lr = 3e-3/√n for up to 45,000 steps (spec §2.1).
+
+Convergence criterion (``plateau_gain``): at step t let S(u) be the mean minibatch loss of the t/8
+steps before step u; an instance has converged once S(3t/4) − S(t) < ``plateau``·S(t), i.e. the last
+quarter of its steps improved its smoothed loss by less than that fraction. Checked every
+``check_every`` steps from t = 4·check_every on; ``n_steps`` is then the cap. Divergence (a non-finite
+loss, or one above ``DIVERGED`` times the instance's first loss) stops training with an error naming
+the instance and the step.
 """
 import math
 from collections.abc import Sequence
@@ -22,10 +31,21 @@ from toysup import checks
 from toysup.persian_rug.data import instance_probs, make_generators, sample_sparse
 from toysup.persian_rug.model import AutoencoderConfig, AutoencoderParams, init_params, loss_and_grads
 
+DIVERGED = 100.0        # a loss this many times the instance's first-step loss counts as divergence
+BLOCK_FLOATS = 2 ** 18  # floats (1 MiB) of one block's dense pre-activation, see ``instance_blocks``
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised by ``fit`` when an instance's loss becomes non-finite or explodes."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimiser and schedule; ``lr0=None`` means the spec's 1e-3·√(512/n)."""
+    """Optimiser and schedule; ``lr0=None`` means the spec's 1e-3·√(512/n).
+
+    plateau: None trains every instance ``n_steps`` steps; a fraction in (0, 1) stops each instance
+    once ``plateau_gain`` falls below it (``n_steps`` is then the cap; the schedule is the same).
+    """
 
     n_steps: int = 3000
     batch: int = 1024
@@ -33,13 +53,23 @@ class TrainConfig:
     final_lr_fraction: float = 0.01
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-7
+    plateau: float | None = None
+    check_every: int = 100
 
     def __post_init__(self) -> None:
         checks.positive_int("n_steps", self.n_steps)
         checks.positive_int("batch", self.batch)
-        if self.lr0 is not None and not self.lr0 > 0:
-            raise ValueError(f"lr0 must be > 0 (or None for 1e-3*sqrt(512/n)), got {self.lr0!r}")
+        checks.positive_int("check_every", self.check_every)
+        if self.lr0 is not None and not (math.isfinite(self.lr0) and self.lr0 > 0):
+            raise ValueError(f"lr0 must be a finite number > 0 (or None for 1e-3*sqrt(512/n)), "
+                             f"got {self.lr0!r}")
         checks.unit_interval("final_lr_fraction", self.final_lr_fraction, closed_low=True)
+        if len(self.betas) != 2 or not all(0 <= beta < 1 for beta in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if not (math.isfinite(self.eps) and self.eps > 0):
+            raise ValueError(f"eps must be a finite number > 0, got {self.eps!r}")
+        if self.plateau is not None and not 0 < self.plateau < 1:
+            raise ValueError(f"plateau must lie in (0, 1) (or None: train n_steps), got {self.plateau!r}")
 
     def learning_rate(self, n_features: int) -> float:
         """lr₀ for models with n features."""
@@ -51,13 +81,44 @@ class TrainConfig:
         return f + (1 - f) * 0.5 * (1 + math.cos(math.pi * step / self.n_steps))
 
 
+def plateau_gain(history: Tensor, steps: Tensor) -> Tensor:
+    """(S(3t/4) − S(t)) / S(t) per instance, t = ``steps`` (k,) its steps so far and S(u) the mean
+    minibatch loss of the t//8 steps before step u (module docstring). history (T, k) → (k,) float64."""
+    t = steps.to(torch.int64).cpu()
+    if bool((t < 8).any()):
+        raise ValueError(f"steps must be >= 8 for a smoothed loss, got {int(t.min())}")
+    h = history.to(torch.float64).nan_to_num(0.0).cpu()
+    total = torch.cat([torch.zeros(1, h.shape[1], dtype=torch.float64), h.cumsum(0)])
+    cols = torch.arange(h.shape[1])
+
+    w = torch.div(t, 8, rounding_mode="floor")
+
+    def smoothed(u: Tensor) -> Tensor:
+        return (total[u, cols] - total[u - w, cols]) / w
+
+    now = smoothed(t)
+    return (smoothed(torch.div(3 * t, 4, rounding_mode="floor")) - now) / now
+
+
 @dataclass
 class TrainResult:
-    """Trained parameters, the per-step minibatch loss of every instance, and the seeds used."""
+    """Trained parameters, the per-step minibatch loss of every instance, and the seeds used.
+
+    history is NaN after an instance stopped (``TrainConfig.plateau``); ``steps`` counts its steps.
+    """
 
     params: AutoencoderParams
     history: Tensor          # (n_steps, k), float32, on the CPU
     seeds: list[int]
+
+    @property
+    def steps(self) -> Tensor:
+        """(k,) int64: the steps each instance trained."""
+        return self.history.isfinite().sum(dim=0)
+
+    def plateau_gain(self) -> Tensor:
+        """(k,) the convergence criterion at each instance's last step (see ``plateau_gain``)."""
+        return plateau_gain(self.history, self.steps)
 
 
 def spawn_seeds(seed: int, n_instances: int) -> list[int]:
@@ -66,39 +127,117 @@ def spawn_seeds(seed: int, n_instances: int) -> list[int]:
     return [int(c.generate_state(1, dtype=np.uint64)[0] >> 1) for c in children]
 
 
+def _check_finite(history: Tensor, rows: slice, active: list[int], seeds: list[int], p: Tensor,
+                  lr0: float) -> None:
+    """Raise TrainingDiverged for the first active instance whose loss in ``rows`` diverged."""
+    block = history[rows][:, active].cpu()
+    first = history[0, active].cpu()
+    bad = ~block.isfinite() | (block > DIVERGED * first)
+    if bool(bad.any()):
+        row, col = (int(v) for v in bad.nonzero()[0])
+        i = active[col]
+        raise TrainingDiverged(
+            f"instance {i} (seed {seeds[i]}, feature_prob {float(p[i]):.4g}) diverged at step "
+            f"{rows.start + row}: loss {float(block[row, col]):.4g} (first loss "
+            f"{float(first[col]):.4g}, lr0 {lr0:.3g}); lower lr0")
+
+
+def _adam(tensors: list[Tensor], train: TrainConfig, lr: float,
+          state: list[dict[str, Tensor]] | None = None) -> torch.optim.Adam:
+    """Fused Adam over ``tensors``, optionally resuming from per-tensor ``state`` (same order)."""
+    opt = torch.optim.Adam(tensors, lr=lr, betas=train.betas, eps=train.eps, fused=True)
+    for tensor, saved in zip(tensors, state or []):
+        opt.state[tensor] = saved
+    return opt
+
+
+def instance_blocks(n_instances: int, batch: int, n_features: int) -> list[slice]:
+    """Consecutive blocks of instances whose dense (block, batch, n) pre-activation holds about
+    ``BLOCK_FLOATS`` floats, so that it stays in cache between the step's products (at least one
+    instance per block). bench/train_throughput.py measures the rule against whole-tensor batching."""
+    size = max(1, BLOCK_FLOATS // (batch * n_features))
+    return [slice(start, min(start + size, n_instances)) for start in range(0, n_instances, size)]
+
+
+def _blocked_step(params: AutoencoderParams, p: Tensor, generators: list[torch.Generator],
+                  batch: int) -> Tensor:
+    """One step's losses (k,) and gradients (set as ``.grad``), block by block (``instance_blocks``);
+    each instance's data come from its own generator, so blocks change no instance's numbers."""
+    cfg = params.config
+    grads = [torch.empty_like(t) for t in params.tensors()]
+    losses = []
+    data = sample_sparse(p, batch, cfg.n_features, generators)
+    for block in instance_blocks(cfg.n_instances, batch, cfg.n_features):
+        loss, block_grads = loss_and_grads(params.instances(block), data.instances(block))
+        for grad, block_grad in zip(grads, block_grads):
+            grad[block] = block_grad
+        losses.append(loss)
+    for t, grad in zip(params.tensors(), grads):
+        t.grad = grad
+    return torch.cat(losses)
+
+
 def fit(model: AutoencoderConfig, feature_prob: float | Sequence[float] | Tensor,
         train: TrainConfig = TrainConfig(), *, seed: int | Sequence[int] = 0,
         device: str | torch.device = "cpu", progress: bool = True) -> TrainResult:
     """Train ``model.n_instances`` autoencoders, instance i on data with feature probability p_i.
 
     feature_prob: one value for all instances, or (k,) values. seed: an int (per-instance seeds are
-    spawned from it) or k explicit per-instance seeds; instance i's initialisation and data depend
-    on its own seed only. Returns the parameters, the (n_steps, k) loss history and the seeds.
+    spawned from it) or k explicit per-instance seeds (each in [0, 2**63)); instance i's
+    initialisation and data depend on its own seed only. With ``train.plateau`` an instance stops
+    when it has converged (module docstring); the others go on. Returns the parameters, the
+    (n_steps, k) loss history (NaN after an instance stopped) and the seeds. Raises
+    TrainingDiverged naming the instance and step if a loss diverges.
     """
     dev = checks.device(device)
     k = model.n_instances
     p = instance_probs(feature_prob, k)
-    seeds = spawn_seeds(seed, k) if isinstance(seed, int) else [int(s) for s in seed]
+    if isinstance(seed, Sequence):
+        seeds = [checks.seed("seed", s) for s in seed]
+    else:
+        seeds = spawn_seeds(checks.seed("seed", seed), k)
     if len(seeds) != k:
         raise ValueError(f"seed must be an int or hold n_instances={k} seeds, got {len(seeds)}")
-    init_gens = make_generators(seeds, dev)
     data_gens = make_generators([s + 1 for s in seeds], dev)
-    params = init_params(model, init_gens)
-    tensors = params.tensors()
+    final = init_params(model, make_generators(seeds, dev))
+    params, active = final, list(range(k))
+    out = [t.clone() for t in final.tensors()]
     lr0 = train.learning_rate(model.n_features)
-    opt = torch.optim.Adam(tensors, lr=lr0, betas=train.betas, eps=train.eps, fused=True)
-    history = torch.empty(train.n_steps, k, device=dev)
+    opt = _adam(params.tensors(), train, lr0)
+    history = torch.full((train.n_steps, k), math.nan, device=dev)
     bar = tqdm(range(train.n_steps), desc=f"train n={model.n_features} m={model.d_hidden} k={k}",
                disable=not progress, mininterval=1.0)
+    checked = 0
     with torch.no_grad():
         for step in bar:
-            batch = sample_sparse(p, train.batch, model.n_features, data_gens)
-            loss, grads = loss_and_grads(params, batch)
-            for t, g in zip(tensors, grads):
-                t.grad = g
+            loss = _blocked_step(params, p[active], [data_gens[i] for i in active], train.batch)
             opt.param_groups[0]["lr"] = lr0 * train.schedule(step)
             opt.step()
-            history[step] = loss
-            if progress and (step % 100 == 0 or step == train.n_steps - 1):
-                bar.set_postfix(mean_loss=f"{loss.mean().item():.3e}", refresh=False)
-    return TrainResult(params=params, history=history.cpu(), seeds=seeds)
+            history[step, active] = loss
+            done = step + 1
+            if done % train.check_every and done < train.n_steps:
+                continue
+            _check_finite(history, slice(checked, done), active, seeds, p, lr0)
+            checked = done
+            if progress:
+                bar.set_postfix(mean_loss=f"{loss.mean().item():.3e}", active=len(active), refresh=False)
+            if train.plateau is None or done < 4 * train.check_every:
+                continue
+            gain = plateau_gain(history[:, active], torch.full((len(active),), done))
+            stop = [j for j in range(len(active)) if gain[j] < train.plateau]
+            if not stop:
+                continue
+            for t, full in zip(params.tensors(), out):
+                full[[active[j] for j in stop]] = t[stop]
+            keep = [j for j in range(len(active)) if j not in stop]
+            if not keep:
+                break
+            state = [{"step": opt.state[t]["step"], "exp_avg": opt.state[t]["exp_avg"][keep],
+                      "exp_avg_sq": opt.state[t]["exp_avg_sq"][keep]} for t in params.tensors()]
+            params, active = params.select(keep), [active[j] for j in keep]
+            opt = _adam(params.tensors(), train, lr0, state)
+        else:
+            for t, full in zip(params.tensors(), out):
+                full[active] = t
+    bar.close()
+    return TrainResult(params=final.with_tensors(out), history=history.cpu(), seeds=seeds)
