@@ -28,7 +28,7 @@ def test_basis_forward_and_readout_equal_an_explicit_mlp():
     gen = torch.Generator().manual_seed(0)
     m, d, T = 40, 120, 16
     B = uand.connection_matrix(m, d, 0.3, gen)
-    active, pairs, _ = uand._draw_inputs(m, 4, T, 3, 3, seed_inputs=1)
+    active, pairs, _ = uand.draw_inputs(m, 4, T, 3, 3, seed_inputs=1)
     x = _dense_inputs(active, m)
     act_explicit = torch.relu(x @ B.float().T - 1.0)                 # a = ReLU(W x + b), W = B, b = -1
     act = uand.activation(uand.preactivation_basis(B, active), -1.0)
@@ -42,9 +42,9 @@ def test_superposed_forward_equals_an_explicit_mlp_with_w_equal_b_phi_transpose(
     gen = torch.Generator().manual_seed(2)
     m, d, d0, T = 50, 60, 30, 8
     B = uand.connection_matrix(m, d, 0.3, gen)
-    Phi = uand.feature_embedding(m, d0, gen)
+    Phi = uand.feature_embedding(m, d0, seed=5)
     torch.testing.assert_close(Phi.norm(dim=0), torch.ones(m))
-    active, pairs, _ = uand._draw_inputs(m, 3, T, 2, 2, seed_inputs=3)
+    active, pairs, _ = uand.draw_inputs(m, 3, T, 2, 2, seed_inputs=3)
     x = _dense_inputs(active, m) @ Phi.T                             # x = Phi b, (T, d0)
     W = B.float() @ Phi.T                                            # (d, d0)
     act_explicit = torch.relu(x @ W.T - 1.0)
@@ -65,7 +65,7 @@ def test_empty_pairs_are_guarded_and_flagged():
 
 
 def test_pairs_cover_the_three_cases():
-    active, pairs, case = uand._draw_inputs(100, 3, 20, 5, 5, seed_inputs=0)
+    active, pairs, case = uand.draw_inputs(100, 3, 20, 5, 5, seed_inputs=0)
     assert pairs.shape == (20, 3 + 5 + 5, 2) and case.tolist() == [0] * 3 + [1] * 5 + [2] * 5
     on = (pairs[..., None] == active[:, None, None, :]).any(-1).sum(-1)    # (T, P) features on
     assert (on == (2 - case)[None, :]).all()

@@ -1,4 +1,5 @@
-"""Power-law fits: least squares of log y against log x, with the slope's standard error.
+"""Power-law fits: least squares of log y against log x, with the slope's standard error, and a
+bootstrap interval over independent units (network seeds) and the points measured on them.
 
     y ≈ exp(intercept) · x^slope
 
@@ -41,3 +42,74 @@ def power_law(x: Sequence[float], y: Sequence[float]) -> PowerLaw:
     else:
         se = float("nan")
     return PowerLaw(float(slope), float(intercept), se, n)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A statistic on all the data and its bootstrap percentile interval."""
+    estimate: float
+    low: float
+    high: float
+    level: float          # e.g. 0.95
+    n_boot: int           # replicates that gave a finite value
+
+    def contains(self, value: float) -> bool:
+        """True if low <= value <= high."""
+        return self.low <= value <= self.high
+
+
+def bootstrap(groups: Sequence[np.ndarray], statistic, *, n_boot: int = 2000, level: float = 0.95,
+              seed: int = 0) -> Interval:
+    """Two-level bootstrap percentile interval of ``statistic``.
+
+    groups: one array per independent unit (a network seed), its rows the points measured on it
+    (e.g. columns x, y). Each replicate draws len(groups) groups with replacement, then, within
+    each drawn group, its rows with replacement, and evaluates ``statistic`` on the stacked rows;
+    replicates where it is not finite (e.g. all x equal) are dropped. The estimate is ``statistic``
+    of all rows."""
+    if len(groups) < 1 or any(len(g) < 1 for g in groups):
+        raise ValueError("groups must be a non-empty list of non-empty arrays")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 10:
+        raise ValueError(f"n_boot must be an integer >= 10, got {n_boot!r}")
+    rng = np.random.default_rng(seed)
+    groups = [np.asarray(g, float) for g in groups]
+    values = []
+    for _ in range(n_boot):
+        drawn = [groups[k] for k in rng.integers(0, len(groups), len(groups))]
+        rows = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in drawn])
+        with np.errstate(all="ignore"):
+            value = _safe(statistic, rows)
+        if np.isfinite(value):
+            values.append(value)
+    if len(values) < n_boot // 2:
+        raise ValueError(f"statistic was finite in only {len(values)} of {n_boot} replicates")
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return Interval(float(statistic(np.concatenate(groups))), float(low), float(high), level,
+                    len(values))
+
+
+def _safe(statistic, rows: np.ndarray) -> float:
+    try:
+        return float(statistic(rows))
+    except (ValueError, np.linalg.LinAlgError):
+        return float("nan")
+
+
+def slope_interval(x: Sequence[float], y: Sequence[float], groups: Sequence[int], *,
+                   n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Interval:
+    """``power_law`` slope of y against x with a ``bootstrap`` interval over groups (network seeds)
+    and the points within them; a replicate with fewer than two distinct x is dropped."""
+    x, y, groups = np.asarray(x, float), np.asarray(y, float), np.asarray(groups)
+    if not (x.shape == y.shape == groups.shape):
+        raise ValueError(f"x, y and groups must have the same shape, got {x.shape}, {y.shape}, "
+                         f"{groups.shape}")
+    data = [np.column_stack([x[groups == g], y[groups == g]]) for g in np.unique(groups)]
+
+    def slope(rows: np.ndarray) -> float:
+        if len(np.unique(rows[:, 0])) < 2:
+            return float("nan")
+        return power_law(rows[:, 0], rows[:, 1]).slope
+
+    return bootstrap(data, slope, n_boot=n_boot, level=level, seed=seed)

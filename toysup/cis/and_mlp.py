@@ -100,6 +100,13 @@ def readoff_matrix(kind: str, W_in: Tensor, pairs: Tensor, *, n_active: int = 2,
     raise ValueError(f"kind must be 'sparse' or 'dense', got {kind!r}")
 
 
+def dense_weights(n_features: int, d_hidden: int, generator: torch.Generator) -> Tensor:
+    """W_in (d_hidden, n_features) float32 of dense U-AND: i.i.d. Rademacher (+-1) signs."""
+    checks.positive_int("n_features", n_features)
+    checks.positive_int("d_hidden", d_hidden)
+    return torch.randint(0, 2, (d_hidden, n_features), generator=generator).float() * 2 - 1
+
+
 def construct(kind: str, n_features: int, d_hidden: int, *, n_shared: float = 16.0,
               n_active: int = 2, generator: torch.Generator) -> MLP:
     """A constructed network as an explicit ``MLP`` (its W_out is the (P, d) read-off matrix).
@@ -112,8 +119,7 @@ def construct(kind: str, n_features: int, d_hidden: int, *, n_shared: float = 16
         W_in = uand.connection_matrix(n_features, d_hidden, p, generator).float()
         b_in = -torch.ones(d_hidden)
     elif kind == "dense":
-        checks.positive_int("d_hidden", d_hidden)
-        W_in = torch.randint(0, 2, (d_hidden, n_features), generator=generator).float() * 2 - 1
+        W_in = dense_weights(n_features, d_hidden, generator)
         b_in = torch.zeros(d_hidden)
     else:
         raise ValueError(f"kind must be 'sparse' or 'dense', got {kind!r}")

@@ -110,6 +110,26 @@ def sample_exactly_s(n_inputs: int, n_features: int, n_active: int,
     return torch.zeros(n_inputs, n_features).scatter_(1, idx, 1.0)
 
 
+def _key_blocks(n_features: int, d_hidden: int, generator: torch.Generator):
+    """(start, stop, U[start:stop]) blocks of the (d_hidden, n_features) i.i.d. U[0, 1) keys."""
+    rows = max(1, _CHUNK // n_features)
+    for start in range(0, d_hidden, rows):
+        stop = min(start + rows, d_hidden)
+        yield start, stop, torch.rand(stop - start, n_features, generator=generator)
+
+
+def connection_keys(n_features: int, d_hidden: int, generator: torch.Generator) -> Tensor:
+    """U (d_hidden, n_features) float32 i.i.d. U[0, 1): ``U < p`` is ``connection_matrix`` for every
+    p at once (the same draws from the same generator state), so networks of different densities
+    drawn from one U are nested -- common random numbers for a search over p."""
+    checks.positive_int("n_features", n_features)
+    checks.positive_int("d_hidden", d_hidden)
+    U = torch.empty(d_hidden, n_features)
+    for start, stop, block in _key_blocks(n_features, d_hidden, generator):
+        U[start:stop] = block
+    return U
+
+
 def connection_matrix(n_features: int, d_hidden: int, connect_prob: float,
                       generator: torch.Generator) -> Tensor:
     """B (d_hidden, n_features) bool with i.i.d. Bernoulli(connect_prob) entries (drawn in blocks)."""
@@ -117,20 +137,51 @@ def connection_matrix(n_features: int, d_hidden: int, connect_prob: float,
     checks.positive_int("d_hidden", d_hidden)
     p = checks.unit_interval("connect_prob", connect_prob)
     B = torch.empty(d_hidden, n_features, dtype=torch.bool)
-    rows = max(1, _CHUNK // n_features)
-    for start in range(0, d_hidden, rows):
-        stop = min(start + rows, d_hidden)
-        B[start:stop] = torch.rand(stop - start, n_features, generator=generator) < p
+    for start, stop, block in _key_blocks(n_features, d_hidden, generator):
+        B[start:stop] = block < p
     return B
 
 
-def feature_embedding(n_features: int, d_input: int, generator: torch.Generator) -> Tensor:
-    """Phi (d_input, n_features) float32: i.i.d. Gaussian columns normalised to unit length."""
-    checks.positive_int("n_features", n_features)
+def _feature_seeds(features: Tensor, seed: int) -> list[int]:
+    """One 32-bit generator seed per feature (torch keeps 32 bits of a seed): a base drawn from
+    (seed, "embedding") plus the feature index, so two features of one embedding never collide."""
+    base = int(np.random.SeedSequence([checks.seed("seed", seed), 0xE3B]).generate_state(1)[0])
+    return [(base + f) % 2 ** 32 for f in features.tolist()]
+
+
+def embedding_columns(features: Tensor, d_input: int, seed: int) -> Tensor:
+    """phi_f of the given feature indices (F,) long: (d_input, F) float32 unit columns.
+
+    Column f is an i.i.d. Gaussian vector from its own generator (seeded from (seed, f)),
+    normalised, so any subset of Phi is drawn alone and equals the same columns of the whole Phi."""
     checks.positive_int("d_input", d_input)
-    Phi = torch.randn(d_input, n_features, generator=generator)
-    Phi /= Phi.norm(dim=0, keepdim=True)
-    return Phi
+    gen = torch.Generator()
+    out = torch.empty(features.numel(), d_input)
+    for row, s in enumerate(_feature_seeds(features.reshape(-1), seed)):
+        torch.randn(d_input, generator=gen.manual_seed(s), out=out[row])
+    out /= out.norm(dim=1, keepdim=True)
+    return out.T.contiguous()
+
+
+def feature_embedding(n_features: int, d_input: int, seed: int) -> Tensor:
+    """Phi (d_input, n_features) float32 whole: ``embedding_columns`` of every feature (explicit
+    networks and small sizes; ``embedding_gram`` never forms it)."""
+    checks.positive_int("n_features", n_features)
+    return embedding_columns(torch.arange(n_features), d_input, seed)
+
+
+def embedding_gram(features: Tensor, n_features: int, d_input: int, seed: int) -> Tensor:
+    """Phi^T Phi_F (n_features, F) float32: the overlaps <phi_i, phi_f> of every feature i with the
+    given ones, built over chunks of features, so Phi is never held whole (the largest temporary
+    is one chunk of columns, 64 MB)."""
+    checks.positive_int("n_features", n_features)
+    Phi_F = embedding_columns(features, d_input, seed)
+    gram = torch.empty(n_features, Phi_F.shape[1])
+    cols = max(1, _CHUNK // d_input)
+    for start in range(0, n_features, cols):
+        chunk = embedding_columns(torch.arange(start, min(start + cols, n_features)), d_input, seed)
+        gram[start:start + cols] = chunk.T @ Phi_F
+    return gram
 
 
 # ---------------------------------------------------------------------------------------- forward
@@ -148,17 +199,19 @@ def embed(Phi: Tensor, active: Tensor) -> Tensor:
 
 
 def preactivation_superposed(B: Tensor, Phi: Tensor, x: Tensor) -> Tensor:
-    """W x with W = B Phi^T, computed as (x^T Phi) B^T in blocks of neurons: (T, d) float32.
+    """W x with W = B Phi^T, computed as (x^T Phi) B^T: (T, d) float32 (``preactivation_from_overlaps``
+    of x^T Phi). x (T, d_input). Neither W nor Phi^T Phi is formed."""
+    return preactivation_from_overlaps(B, x @ Phi)
 
-    x (T, d_input). Neither W nor Phi^T Phi is formed; the largest temporary is a block of B in
-    float32."""
-    overlaps = x @ Phi                                               # (T, m): <phi_i, x>
+
+def preactivation_from_overlaps(B: Tensor, overlaps: Tensor) -> Tensor:
+    """W x = B (Phi^T x) from the feature overlaps <phi_i, x>: overlaps (T, m) -> (T, d) float32,
+    in blocks of neurons (the largest temporary is a block of B in float32)."""
     d, m = B.shape
-    pre = torch.empty(x.shape[0], d, dtype=torch.float32, device=x.device)
+    pre = torch.empty(overlaps.shape[0], d, dtype=torch.float32, device=overlaps.device)
     rows = max(1, _CHUNK // m)
     for start in range(0, d, rows):
-        block = B[start:start + rows].to(torch.float32)
-        pre[:, start:start + rows] = overlaps @ block.T
+        pre[:, start:start + rows] = overlaps @ B[start:start + rows].to(torch.float32).T
     return pre
 
 
@@ -212,8 +265,10 @@ def sample_pairs(active: Tensor, inactive: Tensor, n_one: int, n_none: int,
     return pairs, case.long()
 
 
-def _draw_inputs(n_features: int, n_active: int, n_inputs: int, n_one: int, n_none: int,
-                 seed_inputs: int) -> tuple[Tensor, Tensor, Tensor]:
+def draw_inputs(n_features: int, n_active: int, n_inputs: int, n_one: int, n_none: int,
+                seed_inputs: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The random sample every U-AND score uses: T inputs with exactly s features on and the pairs
+    of ``sample_pairs`` per input, from seed_inputs -> (active (T, s), pairs (T, P, 2), case (P,))."""
     if n_active < 2:
         raise ValueError(f"n_active must be >= 2 so that both-on pairs exist, got {n_active}")
     n_draw = n_active + n_one + 2 * n_none
@@ -251,7 +306,7 @@ def evaluate_basis(n_features: int, d_hidden: int, *, n_active: int = 3, n_share
     dev = checks.device(device)
     p = connect_prob(n_shared, d_hidden)
     B = connection_matrix(n_features, d_hidden, p, torch.Generator().manual_seed(seed_network))
-    active, pairs, case = _draw_inputs(n_features, n_active, n_inputs, n_one, n_none, seed_inputs)
+    active, pairs, case = draw_inputs(n_features, n_active, n_inputs, n_one, n_none, seed_inputs)
     B, active, pairs = B.to(dev), active.to(dev), pairs.to(dev)
     act = activation(preactivation_basis(B, active), -1.0)
     values, counts = and_readout(act, B, pairs)
@@ -309,10 +364,9 @@ def evaluate_superposed(n_features: int, d_hidden: int, *, d_input: int | None =
     d_input = d_hidden if d_input is None else checks.positive_int("d_input", d_input)
     dev = checks.device(device)
     p = connect_prob(n_shared, d_hidden)
-    gen = torch.Generator().manual_seed(seed_network)
-    B = connection_matrix(n_features, d_hidden, p, gen)
-    Phi = feature_embedding(n_features, d_input, gen)
-    active, pairs, case = _draw_inputs(n_features, n_active, n_inputs, n_one, n_none, seed_inputs)
+    B = connection_matrix(n_features, d_hidden, p, torch.Generator().manual_seed(seed_network))
+    Phi = feature_embedding(n_features, d_input, seed_network)
+    active, pairs, case = draw_inputs(n_features, n_active, n_inputs, n_one, n_none, seed_inputs)
     B, Phi, active, pairs = B.to(dev), Phi.to(dev), active.to(dev), pairs.to(dev)
     pre_basis = preactivation_basis(B, active)
     pre_sup = preactivation_superposed(B, Phi, embed(Phi, active))

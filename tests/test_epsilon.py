@@ -1,0 +1,168 @@
+"""toysup.cis.epsilon: the worst case of U1 is exact (against brute force over every s-sparse input),
+the hard cases are what their docstrings say, the superposed network is a real MLP W = B Phi^T,
+the width search finds the first width that reaches a target, and the dense read-off equals the
+explicit network of ``and_mlp``."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from toysup.cis import and_mlp, epsilon, uand
+
+
+def _brute_force_worst(B: torch.Tensor, pair: tuple[int, int], s: int) -> float:
+    m = B.shape[1]
+    inputs = torch.tensor(list(itertools.combinations(range(m), s)))
+    act = uand.activation(uand.preactivation_basis(B, inputs), -1.0)
+    values, _ = uand.and_readout(act, B, torch.tensor(pair).expand(len(inputs), 1, 2))
+    target = torch.tensor([[pair[0] in row and pair[1] in row] for row in inputs.tolist()])
+    return float((values - target.float()).abs().max())
+
+
+@pytest.mark.parametrize("s", [2, 3, 4])
+def test_u1_worst_case_equals_brute_force_over_every_sparse_input(s):
+    m, d = 12, 50
+    B = uand.connection_matrix(m, d, 0.4, torch.Generator().manual_seed(s))
+    pairs = torch.tensor([[0, 1], [2, 7], [3, 11], [5, 6]])
+    _, overlaps, counts = epsilon.top_partners(B, pairs, s - 1)
+    worst = epsilon.worst_case_basis(overlaps, counts, s)
+    for q, pair in enumerate(pairs.tolist()):
+        assert worst[q].item() == pytest.approx(_brute_force_worst(B, tuple(pair), s), abs=1e-6)
+
+
+def test_a_pair_without_shared_neurons_has_worst_case_one():
+    B = torch.zeros(4, 5, dtype=torch.bool)
+    B[:, 0] = True
+    _, overlaps, counts = epsilon.top_partners(B, torch.tensor([[0, 1]]), 2)
+    assert counts.item() == 0 and epsilon.worst_case_basis(overlaps, counts, 3).item() == 1.0
+
+
+def test_hard_pairs_have_the_fewest_shared_neurons_and_partners_the_largest_overlap():
+    B = uand.connection_matrix(40, 300, 0.3, torch.Generator().manual_seed(0))
+    candidates = epsilon.candidate_pairs(40, 200, seed=1)
+    assert (candidates[:, 0] < candidates[:, 1]).all()
+    hard = epsilon.hard_pairs(B, candidates, 10)
+    counts = epsilon.shared_counts(B, candidates)
+    assert epsilon.shared_counts(B, hard).max() <= counts.sort().values[9]
+    partners, overlaps, _ = epsilon.top_partners(B, hard, 3)
+    for (i, j), row, ov in zip(hard.tolist(), partners.tolist(), overlaps.tolist()):
+        shared = B[:, i] & B[:, j]
+        every = (B & shared[:, None]).sum(0)
+        every[[i, j]] = -1
+        assert ov == every[row].tolist() and ov[0] == every.max()
+        assert i not in row and j not in row and ov == sorted(ov, reverse=True)
+
+
+def test_hard_inputs_switch_the_partners_on_beside_one_and_both():
+    pairs, partners = torch.tensor([[3, 8]]), torch.tensor([[1, 5, 9]])
+    active, tuples, case = epsilon.hard_inputs(pairs, partners, 3)
+    assert active.tolist() == [[3, 1, 5], [8, 1, 5], [3, 8, 1]]
+    assert tuples.tolist() == [[[3, 8]]] * 3 and case.tolist() == [1, 1, 0]
+
+
+def test_embedding_is_drawn_per_feature_and_the_gram_matches_phi_transpose_phi():
+    Phi = uand.feature_embedding(30, 16, seed=4)
+    torch.testing.assert_close(Phi.norm(dim=0), torch.ones(30))
+    sub = torch.tensor([29, 3, 3, 11])
+    torch.testing.assert_close(uand.embedding_columns(sub, 16, seed=4), Phi[:, sub])
+    torch.testing.assert_close(uand.embedding_gram(sub, 30, 16, seed=4), Phi.T @ Phi[:, sub])
+    assert not torch.equal(uand.feature_embedding(30, 16, seed=5), Phi)
+
+
+def test_superposed_epsilon_scores_the_explicit_mlp():
+    """Every error of superposed_epsilon is a read-off of ReLU(W x - 1) with W = B Phi^T, x = Phi b;
+    rebuilt here for the random sample with the explicit matrices."""
+    m, d, s, p = 60, 80, 2, 0.3
+    sample = epsilon.Sample(n_inputs=12, n_one=2, n_none=2, n_candidates=50, n_hard=5)
+    table = epsilon.superposed_epsilon(m, d, [p], n_active=s, sample=sample, seed_network=3)
+    B = uand.connection_keys(m, d, torch.Generator().manual_seed(3)) < p
+    Phi = uand.feature_embedding(m, d, seed=3)
+    active, pairs, _ = uand.draw_inputs(m, s, 12, 2, 2, sample.seed_inputs)
+    x = torch.zeros(12, m).scatter_(1, active, 1.0) @ Phi.T
+    act = torch.relu(x @ (B.float() @ Phi.T).T - 1.0)
+    values, _ = uand.and_readout(act, B, pairs)
+    on = torch.zeros(12, m, dtype=torch.bool).scatter_(1, active, True)
+    target = on.gather(1, pairs[..., 0]) & on.gather(1, pairs[..., 1])
+    err = (values - target.float()).abs()
+    assert table["max_random"].item() == pytest.approx(err.max().item(), abs=1e-5)
+    assert table["mean"].item() == pytest.approx(err.mean().item(), abs=1e-5)
+    assert table["epsilon"].item() == max(table[c].item() for c in
+                                          ("max_random", "max_worst_random", "max_worst_hard"))
+
+
+def test_basis_epsilon_is_at_least_every_random_error_of_the_same_network():
+    sample = epsilon.Sample(n_inputs=50, n_candidates=300, n_hard=20)
+    table = epsilon.basis_epsilon(200, 400, [0.1, 0.3], n_active=3, sample=sample)
+    assert (table["epsilon"] >= table["max_random"]).all()
+    assert (table["q99"] <= table["max_random"]).all() and (table["mean"] <= table["q99"]).all()
+    assert table["K"].tolist() == pytest.approx([0.1 ** 2 * 400, 0.3 ** 2 * 400])
+
+
+def test_best_keeps_the_smallest_epsilon_and_flags_the_grid_edges():
+    table = epsilon.basis_epsilon(100, 200, [0.05, 0.2, 0.8], n_active=3,
+                                  sample=epsilon.Sample(n_inputs=20, n_candidates=100, n_hard=10))
+    row = epsilon.best(table)
+    assert len(row) == 1 and row["epsilon"].item() == table["epsilon"].min()
+    assert row["at_edge"].item() == (row["p"].item() in (0.05, 0.8))
+
+
+def test_fewest_neurons_finds_the_first_width_reaching_the_target_by_bisection():
+    widths = [round(100 * 2 ** (k / 4)) for k in range(30)]
+    calls = []
+
+    def eps(d):
+        calls.append(d)
+        return 5.0 / math.sqrt(d)
+
+    d_star, seen = epsilon.fewest_neurons(eps, widths, 5.0 / math.sqrt(1000), start=3)
+    assert d_star == pytest.approx(1000, rel=1e-9)
+    assert len(calls) == len(set(calls)) <= 2 * math.ceil(math.log2(len(widths))) + 2
+    first = min(w for w in widths if eps(w) <= 5.0 / math.sqrt(1000))
+    assert first in seen and max(w for w in widths if w < first) in seen
+    assert epsilon.fewest_neurons(eps, widths, 10.0, start=20)[0] == widths[0]
+    assert epsilon.fewest_neurons(eps, widths, 1e-3)[0] == math.inf
+
+
+def test_dense_errors_equal_the_explicit_dense_network():
+    d, s, T = 36, 3, 8
+    table = epsilon.dense_errors([d], n_active=s, n_inputs=T, network_seeds=[2], seed_inputs=5)
+    W = and_mlp.dense_weights(d, d, torch.Generator().manual_seed(2))
+    pairs = and_mlp.all_pairs(d)
+    net = and_mlp.MLP(W, torch.zeros(d), and_mlp.readoff_matrix("dense", W, pairs, n_active=s),
+                      torch.zeros(len(pairs)))
+    active = uand.sample_distinct(T, d, s, torch.Generator().manual_seed(5))
+    x = torch.zeros(T, d).scatter_(1, active, 1.0)
+    err = (net(x) - and_mlp.and_targets(x, pairs)).abs()
+    touched = (x[:, pairs[:, 0]] + x[:, pairs[:, 1]]) > 0
+    row = table.iloc[0]
+    assert row["n_scored"] == touched.sum().item()
+    assert row["mean_abs"] == pytest.approx(err[touched].mean().item(), abs=1e-5)
+    assert row["max_abs"] == pytest.approx(err[touched].max().item(), abs=1e-5)
+
+
+@pytest.mark.parametrize(("call", "name"), [
+    (lambda: epsilon.Sample(n_hard=0), "n_hard"),
+    (lambda: epsilon.Sample(n_candidates=10, n_hard=20), "n_hard"),
+    (lambda: epsilon.Sample(n_one=-1), "n_one"),
+    (lambda: epsilon.basis_epsilon(50, 60, [1.5]), "probs"),
+    (lambda: epsilon.candidate_pairs(1, 5, 0), "n_features"),
+    (lambda: epsilon.worst_case_basis(torch.zeros(1, 1), torch.ones(1), 1), "n_active"),
+    (lambda: epsilon.fewest_neurons(lambda d: 0.0, [4, 2], 0.1), "widths"),
+    (lambda: epsilon.fewest_neurons(lambda d: 0.0, [2, 4], 0.1, start=2), "start"),
+    (lambda: epsilon.neurons_needed_search("dense", [10], [5], [0.1], 0.5, network_seeds=[0],
+                                           n_active=2), "kind"),
+    (lambda: epsilon.dense_errors([8], features_per_neuron=0), "features_per_neuron"),
+])
+def test_bad_parameters_raise_value_error_naming_them(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+def test_connection_keys_reproduce_connection_matrix_for_every_p():
+    keys = uand.connection_keys(70, 90, torch.Generator().manual_seed(7))
+    for p in (0.1, 0.5):
+        assert torch.equal(keys < p, uand.connection_matrix(70, 90, p, torch.Generator().manual_seed(7)))
+    assert ((keys >= 0) & (keys < 1)).all() and abs(float(keys.mean()) - 0.5) < 5 * (1 / 12 / keys.numel()) ** 0.5
+    assert np.isclose(float((keys < 0.3).double().mean()), 0.3, atol=5 * (0.21 / keys.numel()) ** 0.5)
