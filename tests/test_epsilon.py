@@ -151,8 +151,9 @@ def test_dense_errors_equal_the_explicit_dense_network():
     (lambda: epsilon.worst_case_basis(torch.zeros(1, 1), torch.ones(1), 1), "n_active"),
     (lambda: epsilon.fewest_neurons(lambda d: 0.0, [4, 2], 0.1), "widths"),
     (lambda: epsilon.fewest_neurons(lambda d: 0.0, [2, 4], 0.1, start=2), "start"),
-    (lambda: epsilon.neurons_needed_search("dense", [10], [5], [0.1], 0.5, network_seeds=[0],
+    (lambda: epsilon.neurons_needed_search("dense", [10], [5], [10.0], 0.5, network_seeds=[0],
                                            n_active=2), "kind"),
+    (lambda: epsilon.probs_for([], 100), "n_shared"),
     (lambda: epsilon.dense_errors([8], features_per_neuron=0), "features_per_neuron"),
 ])
 def test_bad_parameters_raise_value_error_naming_them(call, name):
@@ -166,3 +167,29 @@ def test_connection_keys_reproduce_connection_matrix_for_every_p():
         assert torch.equal(keys < p, uand.connection_matrix(70, 90, p, torch.Generator().manual_seed(7)))
     assert ((keys >= 0) & (keys < 1)).all() and abs(float(keys.mean()) - 0.5) < 5 * (1 / 12 / keys.numel()) ** 0.5
     assert np.isclose(float((keys < 0.3).double().mean()), 0.3, atol=5 * (0.21 / keys.numel()) ** 0.5)
+
+
+def test_probs_for_is_a_grid_in_k_capped_at_one():
+    assert epsilon.probs_for([25, 100, 400], 100) == pytest.approx([0.5, 1.0, 1.0])
+
+
+def test_neurons_needed_search_reaches_the_target_on_a_small_basis_problem():
+    sample = epsilon.Sample(n_inputs=20, n_candidates=100, n_hard=10)
+    widths = [100, 200, 400, 800, 1600]
+    evaluations, needed = epsilon.neurons_needed_search(
+        "basis", [60, 120], widths, [20, 40, 80], 1.2, network_seeds=[0], n_active=3, sample=sample)
+    assert needed["m"].tolist() == [60, 120] and (needed["evaluated"] >= 1).all()
+    for _, row in needed.iterrows():
+        best = epsilon.best(evaluations[evaluations["m"] == row["m"]]).set_index("d")["epsilon"]
+        passing = best[best <= 1.2]
+        if np.isfinite(row["d_star"]):     # d* lies between the last failing and first passing width
+            assert row["d_star"] <= passing.index.min()
+            failing = best[(best > 1.2) & (best.index < passing.index.min())]
+            assert failing.empty or row["d_star"] >= failing.index.max()
+
+
+def test_gaussian_max_theory_matches_the_maximum_of_gaussian_samples():
+    rng = np.random.default_rng(0)
+    e = np.abs(rng.standard_normal((200, 20000)))
+    predicted = epsilon.gaussian_max_theory(e.mean(), 20000)
+    assert e.max(1).mean() == pytest.approx(float(predicted), rel=0.08)

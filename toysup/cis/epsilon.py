@@ -81,19 +81,26 @@ def candidate_pairs(n_features: int, n_candidates: int, seed: int) -> Tensor:
     return torch.stack([torch.minimum(i, j), torch.maximum(i, j)], dim=1)
 
 
-def shared_counts(B: Tensor, pairs: Tensor) -> Tensor:
-    """|N_ij| = #{k : B_ki = B_kj = 1} for each pair: (P,) long."""
-    Bt = B.T.contiguous()                                            # rows are features
-    return (Bt.index_select(0, pairs[:, 0]) & Bt.index_select(0, pairs[:, 1])).sum(1)
+def _features_first(B: Tensor, Bt: Tensor | None) -> Tensor:
+    """B^T (m, d) contiguous: rows are features (pass it in when it is already at hand)."""
+    return B.T.contiguous() if Bt is None else Bt
 
 
-def hard_pairs(B: Tensor, candidates: Tensor, n_hard: int) -> Tensor:
+def shared_counts(B: Tensor, pairs: Tensor, *, Bt: Tensor | None = None) -> Tensor:
+    """|N_ij| = #{k : B_ki = B_kj = 1} for each pair: (P,) long. Bt: B^T contiguous, if at hand."""
+    Bt = _features_first(B, Bt)
+    both = Bt.index_select(0, pairs[:, 0]) & Bt.index_select(0, pairs[:, 1])
+    return both.view(torch.uint8).sum(1, dtype=torch.int64)
+
+
+def hard_pairs(B: Tensor, candidates: Tensor, n_hard: int, *, Bt: Tensor | None = None) -> Tensor:
     """The n_hard candidates with the fewest shared neurons (stable: ties keep candidate order)."""
-    order = torch.argsort(shared_counts(B, candidates), stable=True)
+    order = torch.argsort(shared_counts(B, candidates, Bt=Bt), stable=True)
     return candidates[order[:n_hard]]
 
 
-def top_partners(B: Tensor, pairs: Tensor, n_partners: int) -> tuple[Tensor, Tensor, Tensor]:
+def top_partners(B: Tensor, pairs: Tensor, n_partners: int, *, Bt: Tensor | None = None
+                 ) -> tuple[Tensor, Tensor, Tensor]:
     """For each pair, the n_partners features l outside it read by the most neurons of N_ij.
 
     Returns (partners (P, n) long, overlaps |N_ij & S_l| (P, n) long, counts |N_ij| (P,) long);
@@ -103,11 +110,11 @@ def top_partners(B: Tensor, pairs: Tensor, n_partners: int) -> tuple[Tensor, Ten
     checks.positive_int("n_partners", n_partners, maximum=m - 2)
     partners = torch.empty(len(pairs), n_partners, dtype=torch.long)
     overlaps = torch.empty(len(pairs), n_partners, dtype=torch.long)
-    counts = shared_counts(B, pairs)
-    Bt = B.T.contiguous()
+    Bt = _features_first(B, Bt)
+    counts = shared_counts(B, pairs, Bt=Bt)
     for row, (i, j) in enumerate(pairs.tolist()):
         neurons = torch.nonzero(Bt[i] & Bt[j]).reshape(-1)
-        ov = B.index_select(0, neurons).sum(0)                       # (m,) |N_ij & S_l|
+        ov = B.index_select(0, neurons).view(torch.uint8).sum(0, dtype=torch.int64)  # |N_ij & S_l|
         ov[[i, j]] = -1
         # topk on (overlap, -index) keeps the lowest index among equal overlaps
         score = ov.double() * (m + 1) - torch.arange(m, dtype=torch.float64) / (m + 1)
@@ -144,12 +151,12 @@ def hard_inputs(pairs: Tensor, partners: Tensor, n_active: int) -> tuple[Tensor,
     return active, tuples, case
 
 
-def _hard_sets(B: Tensor, candidates: Tensor, n_hard: int, n_active: int):
+def _hard_sets(B: Tensor, Bt: Tensor, candidates: Tensor, n_hard: int, n_active: int):
     """{source: (pairs, partners, overlaps, counts)} for the control and the hard pairs."""
     sets = {}
     for source, pairs in [(SOURCES[1], candidates[:n_hard]),
-                          (SOURCES[2], hard_pairs(B, candidates, n_hard))]:
-        sets[source] = (pairs, *top_partners(B, pairs, max(1, n_active - 1)))
+                          (SOURCES[2], hard_pairs(B, candidates, n_hard, Bt=Bt))]:
+        sets[source] = (pairs, *top_partners(B, pairs, max(1, n_active - 1), Bt=Bt))
     return sets
 
 
@@ -193,10 +200,12 @@ def basis_epsilon(n_features: int, d_hidden: int, probs: Sequence[float], *, n_a
     rows = []
     for p in probs:
         B = keys < checks.unit_interval("probs", float(p))
+        Bt = B.T.contiguous()
         values, counts = uand.and_readout(uand.activation(uand.preactivation_basis(B, active), -1.0),
                                           B, pairs)
         errors = {SOURCES[0]: values - target.float()}
-        for source, (_, _, overlaps, cnt) in _hard_sets(B, candidates, sample.n_hard, n_active).items():
+        for source, (_, _, overlaps, cnt) in _hard_sets(B, Bt, candidates, sample.n_hard,
+                                                        n_active).items():
             errors[source] = worst_case_basis(overlaps, cnt, n_active)
         rows.append({"m": m, "d": d, "seed_network": seed_network, "p": float(p),
                      "K": float(p) ** 2 * d,
@@ -205,6 +214,24 @@ def basis_epsilon(n_features: int, d_hidden: int, probs: Sequence[float], *, n_a
 
 
 # ---------------------------------------------------------------------------------------- U2
+def local_readout(B: Tensor, Bt: Tensor, overlaps: Tensor, tuples: Tensor, bias: float = -1.0
+                  ) -> tuple[Tensor, Tensor]:
+    """``uand.and_readout`` of ReLU(B (Phi^T x) + bias), each input's pre-activations computed only
+    at the neurons its tuples read (the others stay 0 and are never read).
+
+    Bt = B^T contiguous; overlaps (T, m) = x^T Phi; tuples (T, Q, k) -> (values, counts) (T, Q)."""
+    T, Q, k = tuples.shape
+    act = torch.zeros(T, B.shape[0])
+    for t in range(T):
+        mask = Bt.index_select(0, tuples[t, :, 0])
+        for c in range(1, k):
+            mask &= Bt.index_select(0, tuples[t, :, c])
+        neurons = torch.nonzero(mask.any(0)).reshape(-1)
+        pre = B.index_select(0, neurons).to(torch.float32) @ overlaps[t]
+        act[t, neurons] = uand.activation(pre, bias)
+    return uand.and_readout(act, B, tuples)
+
+
 def superposed_epsilon(n_features: int, d_hidden: int, probs: Sequence[float], *,
                        d_input: int | None = None, n_active: int = 2, sample: Sample = Sample(),
                        seed_network: int = 0) -> pd.DataFrame:
@@ -224,10 +251,11 @@ def superposed_epsilon(n_features: int, d_hidden: int, probs: Sequence[float], *
     nets = []
     for p in probs:
         B = keys < checks.unit_interval("probs", float(p))
-        hard = {s: hard_inputs(pr, partners, n_active)
-                for s, (pr, partners, _, _) in _hard_sets(B, candidates, sample.n_hard, n_active).items()}
-        nets.append((float(p), B, hard))
-    used = torch.cat([active.reshape(-1)] + [h[0].reshape(-1) for _, _, hs in nets for h in hs.values()])
+        Bt = B.T.contiguous()
+        hard = {s: hard_inputs(pr, partners, n_active) for s, (pr, partners, _, _)
+                in _hard_sets(B, Bt, candidates, sample.n_hard, n_active).items()}
+        nets.append((float(p), B, Bt, hard))
+    used = torch.cat([active.reshape(-1)] + [h[0].reshape(-1) for *_, hs in nets for h in hs.values()])
     features, position = torch.unique(used, return_inverse=True)
     gram = uand.embedding_gram(features, m, d0, seed_network)          # (m, F)
 
@@ -238,15 +266,11 @@ def superposed_epsilon(n_features: int, d_hidden: int, probs: Sequence[float], *
     target = (pairs[..., :1] == active[:, None, :]).any(-1) & (pairs[..., 1:] == active[:, None, :]).any(-1)
     ov_random = overlaps_of(0, active)
     start, rows = active.numel(), []
-    def readout(B: Tensor, overlaps: Tensor, tuples: Tensor) -> tuple[Tensor, Tensor]:
-        act = uand.activation(uand.preactivation_from_overlaps(B, overlaps), -1.0)
-        return uand.and_readout(act, B, tuples)
-
-    for p, B, hard in nets:
-        values, counts = readout(B, ov_random, pairs)
+    for p, B, Bt, hard in nets:
+        values, counts = local_readout(B, Bt, ov_random, pairs)
         errors = {SOURCES[0]: values - target.float()}
         for source, (act_h, tup_h, case_h) in hard.items():
-            val_h, _ = readout(B, overlaps_of(start, act_h), tup_h)
+            val_h, _ = local_readout(B, Bt, overlaps_of(start, act_h), tup_h)
             errors[source] = val_h[:, 0] - (case_h == 0).float()
             start += act_h.numel()
         rows.append({"m": m, "d": d, "d_input": d0, "seed_network": seed_network, "p": p,
@@ -305,25 +329,53 @@ def fewest_neurons(epsilon_at: Callable[[int], float], widths: Sequence[int], ta
     return uand.neurons_needed(d_pair, [seen[w] for w in d_pair], target), seen
 
 
-def neurons_needed_search(kind: str, n_features: Sequence[int], widths: Sequence[int],
-                          probs: Sequence[float], target: float, *, network_seeds: Sequence[int],
-                          n_active: int, sample: Sample = Sample(), progress=None
-                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """d*(m): per network seed and m, the fewest neurons whose best ε (over ``probs``) reaches
-    ``target``, by ``fewest_neurons`` on the grid ``widths`` (d0 = d for kind "superposed").
+def probs_for(n_shared: Sequence[float], d_hidden: int) -> list[float]:
+    """The search grid of connection probabilities at width d: p = min(1, sqrt(K / d)) for every K
+    of the log grid ``n_shared`` -- a log grid in p that moves with d. The search picks the K of
+    smallest ε per (m, d) (``best``), so no K, and no exponent, is fixed in advance."""
+    checks.positive_int("d_hidden", d_hidden)
+    if len(n_shared) == 0 or any(not k > 0 for k in n_shared):
+        raise ValueError(f"n_shared must be a non-empty grid of values > 0, got {n_shared!r}")
+    return [min(1.0, float(np.sqrt(k / d_hidden))) for k in n_shared]
 
-    The search for m starts at the grid width of d* for the previous (smaller) m of the same seed:
-    more features never need fewer neurons. Returns (evaluations: every (m, d, seed, p) row scored,
-    needed: one row per (m, seed_network) with d_star and the best p at the bracketing width)."""
+
+def basis_sweep(points: Sequence[tuple[int, int]], n_shared: Sequence[float], *, n_active: int,
+                sample: Sample, network_seeds: Sequence[int], progress=None) -> pd.DataFrame:
+    """``basis_epsilon`` at every (m, d) of ``points``, network seed and p of ``probs_for``: one row
+    per (m, d, seed_network, p). ``progress``: an optional tqdm bar, advanced once per network."""
+    tables = []
+    for m, d in points:
+        for seed in network_seeds:
+            tables.append(basis_epsilon(m, d, probs_for(n_shared, d), n_active=n_active,
+                                        sample=sample, seed_network=seed))
+            if progress is not None:
+                progress.update(1)
+    return pd.concat(tables, ignore_index=True)
+
+
+def neurons_needed_search(kind: str, n_features: Sequence[int], widths: Sequence[int],
+                          n_shared: Sequence[float], target: float, *,
+                          network_seeds: Sequence[int], n_active: int, sample: Sample = Sample(),
+                          progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """d*(m): per network seed and m, the fewest neurons whose best ε over ``probs_for(n_shared, d)``
+    reaches ``target``, by ``fewest_neurons`` on the log grid ``widths`` (d0 = d for "superposed").
+
+    The search for the smallest m starts at the first width >= m (no superposition), each later m
+    at the width where the previous m first reached the target (more features never need fewer
+    neurons). Returns (evaluations: every (m, d, seed, p) row scored; needed: one row per
+    (m, seed_network) with d_star and the number of widths evaluated). ``progress``: an optional
+    tqdm bar, advanced once per width evaluated."""
     score = {"basis": basis_epsilon, "superposed": superposed_epsilon}
     if kind not in score:
         raise ValueError(f"kind must be 'basis' or 'superposed', got {kind!r}")
+    widths = [int(w) for w in widths]
     evaluations, needed = [], []
     for seed in network_seeds:
-        start = 0
+        start = next((i for i, w in enumerate(widths) if w >= min(n_features)), len(widths) - 1)
         for m in sorted(n_features):
-            def epsilon_at(d: int) -> float:
-                table = score[kind](m, d, probs, n_active=n_active, sample=sample, seed_network=seed)
+            def epsilon_at(d: int, m: int = m, seed: int = seed) -> float:
+                table = score[kind](m, d, probs_for(n_shared, d), n_active=n_active, sample=sample,
+                                    seed_network=seed)
                 evaluations.append(table)
                 if progress is not None:
                     progress.update(1)
@@ -331,11 +383,9 @@ def neurons_needed_search(kind: str, n_features: Sequence[int], widths: Sequence
 
             d_star, seen = fewest_neurons(epsilon_at, widths, target, start=start)
             reached = [w for w, e in seen.items() if e <= target]
-            start = list(widths).index(min(reached)) if reached else len(widths) - 1
-            needed.append({"m": m, "seed_network": seed, "d_star": d_star,
-                           "evaluated": len(seen)})
-    evaluations = pd.concat(evaluations, ignore_index=True)
-    return evaluations, pd.DataFrame(needed)
+            start = widths.index(min(reached)) if reached else len(widths) - 1
+            needed.append({"m": m, "seed_network": seed, "d_star": d_star, "evaluated": len(seen)})
+    return pd.concat(evaluations, ignore_index=True), pd.DataFrame(needed)
 
 
 # ---------------------------------------------------------------------------------------- dense
@@ -370,3 +420,9 @@ def dense_errors(widths: Sequence[int], *, features_per_neuron: int = 1, n_activ
                          "q99": float(np.quantile(e, 0.99)), "max_abs": float(e.max()),
                          "n_scored": int(e.size)})
     return pd.DataFrame(rows)
+
+
+def gaussian_max_theory(mean_abs, n_scored):
+    """Largest |error| expected among N independent N(0, sigma^2) errors whose mean |error| is
+    mean_abs: sigma sqrt(2 ln N) with sigma = mean_abs sqrt(pi / 2), i.e. mean_abs sqrt(pi ln N)."""
+    return np.asarray(mean_abs, float) * np.sqrt(np.pi * np.log(np.asarray(n_scored, float)))
