@@ -69,3 +69,15 @@ def test_bootstrap_refuses_bad_arguments(kwargs, match):
 def test_slope_interval_needs_matching_shapes():
     with pytest.raises(ValueError, match="same shape"):
         fits.slope_interval([1, 2, 3], [1, 2, 3], [0, 0])
+
+
+def test_slope_difference_interval_separates_two_power_laws_and_not_one():
+    rng = np.random.default_rng(2)
+    x = np.tile(np.geomspace(1, 64, 7), 3)
+    groups = np.repeat([0, 1, 2], 7)
+    noise = lambda: np.exp(0.02 * rng.standard_normal(21))   # noqa: E731
+    a, b = x ** -0.5 * noise(), 3 * x ** -0.4 * noise()
+    gap = fits.slope_difference_interval(x, a, b, groups, n_boot=500)
+    assert gap.estimate == pytest.approx(0.1, abs=0.02) and gap.low > 0
+    same = fits.slope_difference_interval(x, a, 2 * a, groups, n_boot=500)
+    assert same.low == pytest.approx(0.0, abs=1e-9) and same.high == pytest.approx(0.0, abs=1e-9)

@@ -7,6 +7,7 @@ One implementation for every exponent in the book (sizes, widths, sparsities); t
 ordinary least-squares standard error of the slope, sqrt(RSS / (N - 2) / Σ (log x - mean)²), NaN for
 N = 2 points (a line through two points has no residual to estimate it from).
 """
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -91,25 +92,43 @@ def bootstrap(groups: Sequence[np.ndarray], statistic, *, n_boot: int = 2000, le
 
 
 def _safe(statistic, rows: np.ndarray) -> float:
-    try:
-        return float(statistic(rows))
-    except (ValueError, np.linalg.LinAlgError):
-        return float("nan")
+    """statistic(rows), or NaN where it fails or warns that a fit is ill-conditioned."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", np.exceptions.RankWarning)
+        try:
+            return float(statistic(rows))
+        except (ValueError, np.linalg.LinAlgError, np.exceptions.RankWarning):
+            return float("nan")
 
 
 def slope_interval(x: Sequence[float], y: Sequence[float], groups: Sequence[int], *,
                    n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Interval:
     """``power_law`` slope of y against x with a ``bootstrap`` interval over groups (network seeds)
     and the points within them; a replicate with fewer than two distinct x is dropped."""
-    x, y, groups = np.asarray(x, float), np.asarray(y, float), np.asarray(groups)
-    if not (x.shape == y.shape == groups.shape):
-        raise ValueError(f"x, y and groups must have the same shape, got {x.shape}, {y.shape}, "
-                         f"{groups.shape}")
-    data = [np.column_stack([x[groups == g], y[groups == g]]) for g in np.unique(groups)]
+    return _slopes_interval(x, [y], groups, lambda s: s[0], n_boot=n_boot, level=level, seed=seed)
 
-    def slope(rows: np.ndarray) -> float:
+
+def slope_difference_interval(x: Sequence[float], y_low: Sequence[float], y_high: Sequence[float],
+                              groups: Sequence[int], *, n_boot: int = 2000, level: float = 0.95,
+                              seed: int = 0) -> Interval:
+    """slope(y_high) - slope(y_low), both ``power_law`` fits against the same x, with a ``bootstrap``
+    interval that resamples the (x, y_low, y_high) rows together (e.g. the maximum and the mean of
+    one table: do they scale differently?)."""
+    return _slopes_interval(x, [y_low, y_high], groups, lambda s: s[1] - s[0], n_boot=n_boot,
+                            level=level, seed=seed)
+
+
+def _slopes_interval(x, ys, groups, combine, **kwargs) -> Interval:
+    x, groups = np.asarray(x, float), np.asarray(groups)
+    ys = [np.asarray(y, float) for y in ys]
+    if any(not (x.shape == y.shape == groups.shape) for y in ys):
+        raise ValueError(f"x, y and groups must have the same shape, got {x.shape}, "
+                         f"{[y.shape for y in ys]}, {groups.shape}")
+    data = [np.column_stack([x[groups == g]] + [y[groups == g] for y in ys]) for g in np.unique(groups)]
+
+    def statistic(rows: np.ndarray) -> float:
         if len(np.unique(rows[:, 0])) < 2:
             return float("nan")
-        return power_law(rows[:, 0], rows[:, 1]).slope
+        return combine([power_law(rows[:, 0], rows[:, k]).slope for k in range(1, rows.shape[1])])
 
-    return bootstrap(data, slope, n_boot=n_boot, level=level, seed=seed)
+    return bootstrap(data, statistic, **kwargs)
