@@ -9,8 +9,9 @@ import pytest
 from toysup import paths
 from toysup.book import reproduce, scorecard
 
-TINY = '''from toysup.book import chapter, scorecard
-sizes = chapter.resolve(globals(), fast=fast, scale="book")
+SCHEMA = '''from toysup.book import chapter
+sizes = chapter.resolve(globals(), "01_tiny", threshold=chapter.Param("float", 2.0, low=0))'''
+TINY = '''from toysup.book import scorecard
 card = scorecard.Scorecard("01_tiny", sizes, seed=seed, device=device)
 card.assert_at_most("T1", "one is at most the threshold", 1.0, threshold)'''
 
@@ -21,9 +22,10 @@ def tiny(tmp_path, monkeypatch):
     folder.mkdir()
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell('fast = False\nseed = 0\ndevice = "cpu"\nthreshold = 2.0  # (a) b')
+    params = nbformat.v4.new_code_cell('fast = False\nscale = "book"\nseed = 0\ndevice = "cpu"\n'
+                                       'threshold = None  # (a) b')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(TINY)]
+    nb.cells = [params, nbformat.v4.new_code_cell(SCHEMA), nbformat.v4.new_code_cell(TINY)]
     nbformat.write(nb, folder / "01_tiny.ipynb")
     monkeypatch.setattr(reproduce, "NOTEBOOKS", folder)
     return folder / "01_tiny.ipynb"
@@ -62,7 +64,7 @@ def test_key_follows_notebook_parameters_versions_and_requirements(tiny, tmp_pat
         assert reproduce.chapter_key(tiny, {"seed": 0}) != key
     assert reproduce.chapter_key(tiny, {"seed": 0}) == key
     assert set(paths.versions()) == {"python", "numpy", "scipy", "pandas", "matplotlib", "torch"}
-    tiny.write_text(tiny.read_text().replace("threshold = 2.0", "threshold = 2.5"))
+    tiny.write_text(tiny.read_text().replace('2.0, low=0', '2.5, low=0'))
     assert reproduce.chapter_key(tiny, {"seed": 0}) != key
 
 
