@@ -136,3 +136,14 @@ def test_only_on_a_fresh_folder_runs_the_chapter_and_says_why_no_book(tiny, tmp_
     assert reproduce.reproduce(out, {}, only=["01_tiny"]) == 0
     assert "book not built: 02_other not yet executed" in capsys.readouterr().out
     assert (out / "notebooks" / "01_tiny.ipynb").exists() and not (out / "html").exists()
+
+
+def test_a_string_boolean_from_papermill_is_read_in_the_kernel_not_truthy(tiny, tmp_path):
+    # `papermill -p fast false` injects fast = "false" (a truthy string): the chapter's schema reads it
+    out = tmp_path / "build"
+    reproduce.execute_chapter(tiny, out / "notebooks", {"fast": "false", "threshold": "3"}, out / "records",
+                              progress=False)
+    record = json.loads((out / "records" / "01_tiny.json").read_text())
+    assert record["mode"] == "book" and record["sizes"] == {"threshold": 3.0}
+    with pytest.raises(reproduce.papermill.PapermillExecutionError, match="fast must be True or False"):
+        reproduce.execute_chapter(tiny, out / "notebooks", {"fast": "no"}, out / "records", progress=False)

@@ -50,7 +50,7 @@ from traitlets.config import Config
 
 from toysup import storage
 from toysup.book import chapter
-from toysup.paths import BUILD, REPO_ROOT, REQUIREMENTS, shown, source_digest, versions
+from toysup.paths import BUILD, REPO_ROOT, REQUIREMENTS, shown, source_digest, tool_environment, versions
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 # The kernel manager provisions CurveZMQ keys for kernels whose kernelspec declares support (ipykernel's
@@ -178,7 +178,8 @@ def execute_chapter(notebook: Path, out_dir: Path, params: dict[str, Any], recor
     key = chapter_key(notebook, params)
     target = out_dir / notebook.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    for_kernel = {"TOYSUP_RECORDS": str(records), "TOYSUP_KEY": key}   # the kernel inherits them
+    for_kernel = {"TOYSUP_RECORDS": str(records), "TOYSUP_KEY": key,   # the kernel inherits them
+                  **tool_environment()}
     before = {name: os.environ.get(name) for name in for_kernel}
     os.environ.update(for_kernel)
     failure = None
