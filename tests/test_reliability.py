@@ -67,7 +67,7 @@ PROBES = {
     "missing --params file": (missing_params_file, "--params: cannot read the parameter file no/such/params.yaml"),
     "--only unknown chapter": (lambda: reproduce.reproduce(paths.BUILD / "never", {}, only=["99_nope"]),
                                r"--only names unknown chapter\(s\) \['99_nope'\]"),
-    "rug_matrix rows [0.0, 1.5]": (lambda: rug.rug_matrix(64, rows=torch.tensor([0.0, 1.5])), "rows must be integer indices"),
+    "rug_matrix rows [0.0, 1.5]": (lambda: rug.rug_matrix(64, rows=[0.0, 1.5]), "rows must be integer indices"),
     "rug_matrix rows [0, 64]": (lambda: rug.rug_matrix(64, rows=torch.tensor([0, 64])), r"rows must be .* \[0, 63\]"),
     "samples_for p 1.5": (lambda: rug.samples_for(64, 1.5, 2**21), r"feature_prob must lie in \(0, 1\], got 1.5"),
     "samples_for n 0": (lambda: rug.samples_for(0, 0.1, 2**21), "n_features must be"),
@@ -212,3 +212,10 @@ def test_a_chapter_killed_mid_run_is_rerun_to_the_same_scorecard(tmp_path, monke
     assert rerun["checks"] == reference["checks"] and rerun["key"] == reference["key"] == state["key"]
     assert reproduce.made_under(killed / "notebooks" / "01_slow.ipynb", "metadata", "toysup", "key") == state["key"]
     assert not [p for p in killed.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_the_readme_shows_the_parameter_tables_of_the_schemas():
+    readme = (paths.REPO_ROOT / "README.md").read_text()
+    shown = readme.split("<!-- parameter tables: begin -->\n")[1].split("\n<!-- parameter tables: end -->")[0]
+    assert shown == reproduce.parameter_tables(), \
+        "README's parameter tables are stale: regenerate with python -m toysup.book.reproduce --parameter-tables"

@@ -117,9 +117,14 @@ def chapter_params(notebook: Path, spec: dict[str, dict[str, Any]]) -> dict[str,
 
 
 def parameter_tables() -> str:
-    """Every chapter's parameter table (``chapter.markdown_table``) under a heading with its stem."""
-    return "\n\n".join(f"#### {nb.stem}\n\n{chapter.markdown_table(declared(nb, {})['sizes'].schema)}"
-                        for nb in chapters())
+    """The parameter tables (``chapter.markdown_table``) in Markdown: the parameters common to every
+    chapter, then under a heading per chapter those it declares itself (or declares differently)."""
+    tables = [f"#### Every chapter\n\n{chapter.markdown_table(chapter.COMMON)}"]
+    for nb in chapters():
+        schema = declared(nb, {})["sizes"].schema
+        own = {name: param for name, param in schema.items() if chapter.COMMON.get(name) != param}
+        tables.append(f"#### {nb.stem}\n\n{chapter.markdown_table(own)}")
+    return "\n\n".join(tables)
 
 
 def load_spec(path: Path | None, *, fast: bool) -> dict[str, dict[str, Any]]:
