@@ -4,9 +4,10 @@
 whole book in about 20 minutes on two CPU cores); ``paper`` — the specification's grids and sizes, for
 a GPU or a long CPU run. A parameter the reader set explicitly (not None) always wins.
 
-A chapter's schema is declared once, in two places side by side: the parameters cell names every
-parameter with its meaning as the comment on its line (what ``papermill --help-notebook`` shows too),
-``n_features = None  # n of the model``; the next cell gives each one's type, range and defaults::
+A chapter's schema is declared once, in its first two code cells: the parameters cell names every
+parameter and gives its meaning as the comment on its line (what ``papermill --help-notebook`` shows
+too), ``n_features = None  # n of the model``; the next cell gives each one's type, allowed range and
+defaults, and does nothing else::
 
     sizes = chapter.resolve(globals(), "01_toy_model",
                             n_features=chapter.count((128, 512, 1024), low=2),   # (fast, book, paper)
@@ -272,8 +273,10 @@ def resolve(namespace: MutableMapping[str, Any], name: str, **table: Param) -> S
     checked values back, and return the Sizes of ``table`` plus "mode".
 
     ``table`` declares every parameter of the parameters cell except COMMON ones, each as a Param
-    (``count``, ``counts``, ``fractions``, ``flag``, ``seeds``, ``optional_seed``); the meanings are
-    the comments of the parameters cell of ``notebook_of(name)``, which must name the same parameters.
+    (``count``, ``counts``, ``fractions``, ``flag``, ``seeds``, ``optional_seed``), and may narrow
+    ``device`` (``cpu_device``); the meanings are the comments of the parameters cell of
+    ``notebook_of(name)``, which must name the same parameters, set COMMON ones to their defaults and
+    the others to None. A bad schema or value is a ValueError naming the parameter.
     """
     cell = parameters_cell(notebook_of(name))
     for key, param in table.items():
