@@ -173,7 +173,7 @@ RUN = '''import sys
 from pathlib import Path
 from toysup.book import reproduce
 reproduce.NOTEBOOKS = Path(sys.argv[1])
-sys.exit(reproduce.reproduce(Path(sys.argv[2]), {}, build=False))'''
+sys.exit(reproduce.reproduce(Path(sys.argv[2]), {}, force=True, build=False))'''
 
 
 def test_a_chapter_killed_mid_run_is_rerun_to_the_same_scorecard(tmp_path, monkeypatch):
@@ -189,29 +189,30 @@ def test_a_chapter_killed_mid_run_is_rerun_to_the_same_scorecard(tmp_path, monke
     nb.cells = [params, nbformat.v4.new_code_cell(schema), nbformat.v4.new_code_cell(KILLABLE)]
     nbformat.write(nb, folder / "01_slow.ipynb")
     monkeypatch.setattr(reproduce, "NOTEBOOKS", folder)
-    killed, clean = tmp_path / "killed", tmp_path / "clean"
-    assert reproduce.reproduce(clean, {}, build=False) == 0          # the uninterrupted run
+    out = tmp_path / "build"
+    assert reproduce.reproduce(out, {}, build=False) == 0          # the uninterrupted run
+    reference = json.loads((out / "records" / "01_slow.json").read_text())
 
     (folder / "started").unlink()
     (folder / "hold").touch()
-    run = subprocess.Popen([sys.executable, "-c", RUN, str(folder), str(killed)], start_new_session=True,
+    run = subprocess.Popen([sys.executable, "-c", RUN, str(folder), str(out)], start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not (folder / "started").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert (folder / "started").exists(), "the chapter never started"
-    os.killpg(run.pid, signal.SIGKILL)                 # the run and its kernel, mid-chapter
+    os.killpg(run.pid, signal.SIGKILL)        # a --force rerun and its kernel, mid-chapter
     assert run.wait() == -signal.SIGKILL
     (folder / "hold").unlink()
-    assert "01_slow" not in reproduce.load_state(killed / "state.json")
+    assert "01_slow" not in reproduce.load_state(out / "state.json")   # so it cannot be reused
 
-    assert reproduce.reproduce(killed, {}, build=False) == 0
-    state = reproduce.load_state(killed / "state.json")["01_slow"]
+    assert reproduce.reproduce(out, {}, build=False) == 0
+    state = reproduce.load_state(out / "state.json")["01_slow"]
     assert state["status"] == "pass" and not state["reused"]
-    rerun, reference = (json.loads((out / "records" / "01_slow.json").read_text()) for out in (killed, clean))
+    rerun = json.loads((out / "records" / "01_slow.json").read_text())
     assert rerun["checks"] == reference["checks"] and rerun["key"] == reference["key"] == state["key"]
-    assert reproduce.made_under(killed / "notebooks" / "01_slow.ipynb", "metadata", "toysup", "key") == state["key"]
-    assert not [p for p in killed.rglob("*") if p.name.endswith(".tmp")]
+    assert reproduce.made_under(out / "notebooks" / "01_slow.ipynb", "metadata", "toysup", "key") == state["key"]
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_the_readme_shows_the_parameter_tables_of_the_schemas():
