@@ -32,7 +32,7 @@ test: $(STAMP) browser
 	mkdir -p _build/pytest _build/tool-state
 	$(PYTEST) --basetemp=$(CURDIR)/_build/pytest/units --ignore=tests/book tests
 	TOYSUP_RECORDS=$(CURDIR)/_build/fast/nbval-records $(PYTEST) --basetemp=$(CURDIR)/_build/pytest/book \
-		--dist loadfile -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
+		--dist loadfile --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
 		_build/fast/notebooks tests/book
 
 # Debian's Chromium and ChromeDriver for the browser test (tests/book), installed when missing.
