@@ -173,11 +173,11 @@ RUN = '''import sys
 from pathlib import Path
 from toysup.book import reproduce
 reproduce.NOTEBOOKS = Path(sys.argv[1])
-sys.exit(reproduce.reproduce(Path(sys.argv[2]), {}, force=True, build=False))'''
+sys.exit(reproduce.reproduce(Path(sys.argv[2]), {}, force="--force" in sys.argv, build=False))'''
 
 
-def test_a_chapter_killed_mid_run_is_rerun_to_the_same_scorecard(tmp_path, monkeypatch):
-    folder = tmp_path / "notebooks"
+def slow_chapter(folder: Path) -> None:
+    """A one-check chapter "01_slow" in ``folder`` that blocks mid-run while ``folder/hold`` exists."""
     folder.mkdir()
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -188,6 +188,19 @@ def test_a_chapter_killed_mid_run_is_rerun_to_the_same_scorecard(tmp_path, monke
               'sizes = chapter.resolve(globals(), "01_slow", threshold=chapter.Param("float", 2.0))')
     nb.cells = [params, nbformat.v4.new_code_cell(schema), nbformat.v4.new_code_cell(KILLABLE)]
     nbformat.write(nb, folder / "01_slow.ipynb")
+
+
+def started(run: subprocess.Popen, marker: Path) -> None:
+    """Wait until ``marker`` appears (the chapter is running), at most two minutes."""
+    deadline = time.monotonic() + 120
+    while not marker.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), "the chapter never started"
+
+
+def test_a_chapter_killed_mid_run_is_rerun_to_the_same_scorecard(tmp_path, monkeypatch):
+    folder = tmp_path / "notebooks"
+    slow_chapter(folder)
     monkeypatch.setattr(reproduce, "NOTEBOOKS", folder)
     out = tmp_path / "build"
     assert reproduce.reproduce(out, {}, build=False) == 0          # the uninterrupted run
@@ -195,12 +208,9 @@ def test_a_chapter_killed_mid_run_is_rerun_to_the_same_scorecard(tmp_path, monke
 
     (folder / "started").unlink()
     (folder / "hold").touch()
-    run = subprocess.Popen([sys.executable, "-c", RUN, str(folder), str(out)], start_new_session=True,
+    run = subprocess.Popen([sys.executable, "-c", RUN, str(folder), str(out), "--force"], start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not (folder / "started").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert (folder / "started").exists(), "the chapter never started"
+    started(run, folder / "started")
     os.killpg(run.pid, signal.SIGKILL)        # a --force rerun and its kernel, mid-chapter
     assert run.wait() == -signal.SIGKILL
     (folder / "hold").unlink()
@@ -220,3 +230,23 @@ def test_the_readme_shows_the_parameter_tables_of_the_schemas():
     shown = readme.split("<!-- parameter tables: begin -->\n")[1].split("\n<!-- parameter tables: end -->")[0]
     assert shown == reproduce.parameter_tables(), \
         "README's parameter tables are stale: regenerate with python -m toysup.book.reproduce --parameter-tables"
+
+
+def test_two_runs_on_one_build_folder_take_turns_and_both_finish(tmp_path):
+    folder, out = tmp_path / "notebooks", tmp_path / "build"
+    slow_chapter(folder)
+    (folder / "hold").touch()
+    first = subprocess.Popen([sys.executable, "-c", RUN, str(folder), str(out)], text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    started(first, folder / "started")                 # the first run holds the folder, mid-chapter
+    second = subprocess.Popen([sys.executable, "-c", RUN, str(folder), str(out)], text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert "waiting for the other run" in second.stdout.readline()
+    (folder / "hold").unlink()
+    first_log, _ = first.communicate(timeout=120)
+    second_log, _ = second.communicate(timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, (first_log, second_log)
+    assert "unchanged since its run" in second_log      # it waited, then reused the finished chapter
+    record = json.loads((out / "records" / "01_slow.json").read_text())
+    assert [c["status"] for c in record["checks"]] == ["pass"]
+    assert reproduce.load_state(out / "state.json")["01_slow"]["status"] == "pass"
