@@ -58,9 +58,10 @@ def test_the_table_shows_every_parameter_with_its_meaning(tiny):
     sizes = chapter.resolve(namespace(n=10), "01_tiny", **TABLE)
     assert list(sizes.schema) == ["fast", "scale", "seed", "device", "n", "widths", "probs", "exact"]
     page = sizes._repr_html_()
-    assert "<td>n</td><td>integer in [2, inf)</td><td>10</td><td>8</td><td>16</td><td>32</td><td>n, features</td>" in page
+    assert "<td><code>n</code></td><td>integer in [2, inf)</td><td>10</td><td>8 / 16 / 32</td><td>n, features</td>" in page
+    assert "<td><code>widths</code></td><td>non-empty list of integers in [1, inf)</td><td>[4, 8]</td><td>[4, 8]</td>" in page
     markdown = chapter.markdown_table(sizes.schema)
-    assert "| probs | non-empty list of numbers in (0, 1] | [0.1] | [0.1, 0.2] | [0.1, 0.2, 0.4] | " \
+    assert "| probs | non-empty list of numbers in (0, 1] | [0.1] / [0.1, 0.2] / [0.1, 0.2, 0.4] | " \
            "feature probabilities p |" in markdown
     assert chapter.shown_value(list(range(20))) == "[0, 1, …, 19] (20 values)"
 

@@ -41,8 +41,9 @@ from toysup import checks, paths
 
 SCALES = ("book", "paper")
 MODES = ("fast", "book", "paper")
+DEFAULTS = "default (fast / book / paper)"   # the column of a parameter table
 NOTEBOOKS = paths.REPO_ROOT / "notebooks"
-_KINDS = {"bool": ("True or False (or the string 'true' or 'false')", "booleans"), "int": ("integer", "integers"),
+_KINDS = {"bool": ("True or False (or 'true'/'false')", "booleans"), "int": ("integer", "integers"),
           "float": ("number", "numbers"), "str": ("", ""), "device": ("'cpu' or 'cuda[:N]'", "")}
 
 
@@ -194,8 +195,8 @@ def cpu_device() -> Param:
 
 COMMON = {
     "fast": Param("bool", False, meaning="CI sizes; every check still runs"),
-    "scale": Param("str", "book", choices=SCALES, meaning='"book" (what these pages show) or "paper" '
-                   "(the paper's sizes: a GPU or a long CPU run)"),
+    "scale": Param("str", "book", choices=SCALES, meaning="the sizes when not fast: these pages' (book) or "
+                   "the paper's (a GPU or a long CPU run)"),
     "seed": Param("int", 0, low=0, high=checks.SEED_MAX, meaning="the seed all randomness flows from"),
     "device": Param("device", "cpu", meaning="where the chapter's tensors live and train"),
 }
@@ -234,10 +235,11 @@ class Sizes(dict):
         self.schema, self.run = dict(schema), dict(run)
 
     def _repr_html_(self) -> str:
-        rows = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
-                       for row in table_rows(self.schema, self.run))
-        head = "".join(f"<th>{h}</th>" for h in ("parameter", "allowed", "this run", *MODES, "meaning"))
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        rows = "".join(f"<tr><td><code>{html.escape(name)}</code></td>"
+                       + "".join(f"<td>{html.escape(cell)}</td>" for cell in cells) + "</tr>"
+                       for name, *cells in table_rows(self.schema, self.run))
+        head = "".join(f"<th>{h}</th>" for h in ("parameter", "allowed", "this run", DEFAULTS, "meaning"))
+        return f'<table style="font-size: 85%"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
 
 
 def shown_value(value: Any, *, longest: int = 6) -> str:
@@ -254,15 +256,22 @@ def _bound(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
+def shown_defaults(param: Param) -> str:
+    """The defaults of the three modes, "fast / book / paper", or one value when they agree."""
+    shown = [shown_value(d) for d in param.defaults()]
+    return shown[0] if len(set(shown)) == 1 else " / ".join(shown)
+
+
+
 def table_rows(schema: Mapping[str, Param], run: Mapping[str, Any] | None = None) -> list[list[str]]:
-    """One row per parameter: name, allowed values, [value in this run,] default in each mode, meaning."""
+    """One row per parameter: name, allowed values, [value in this run,] defaults, meaning."""
     return [[name, param.allowed(), *([shown_value(run[name])] if run is not None else []),
-             *(shown_value(d) for d in param.defaults()), param.meaning] for name, param in schema.items()]
+             shown_defaults(param), param.meaning] for name, param in schema.items()]
 
 
 def markdown_table(schema: Mapping[str, Param]) -> str:
     """The parameter table of a chapter in Markdown (the README's rerun section holds one per chapter)."""
-    lines = ["| parameter | allowed | fast | book | paper | meaning |", "|---|---|---|---|---|---|"]
+    lines = [f"| parameter | allowed | {DEFAULTS} | meaning |", "|---|---|---|---|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table_rows(schema)]
     return "\n".join(lines)
 
