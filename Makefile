@@ -8,6 +8,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: book test browser clean
 
+# matplotlib's font cache and IPython's profile go to _build/, not $HOME (toysup/paths.py, tool_environment).
+export MPLCONFIGDIR ?= $(CURDIR)/_build/tool-state/matplotlib
+export IPYTHONDIR ?= $(CURDIR)/_build/tool-state/ipython
+
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -qq --upgrade pip
@@ -15,6 +19,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 book: $(STAMP)
+	mkdir -p _build/tool-state
 	$(BIN)/python -m toysup.book.reproduce $(ARGS)
 
 # Stage 1: unit tests and every chapter in fast mode through papermill (tests/test_notebooks.py).
@@ -24,10 +29,10 @@ book: $(STAMP)
 # oversubscribe. Temporary test files stay under _build/pytest/.
 PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2
 test: $(STAMP) browser
-	mkdir -p _build/pytest
+	mkdir -p _build/pytest _build/tool-state
 	$(PYTEST) --basetemp=$(CURDIR)/_build/pytest/units --ignore=tests/book tests
 	TOYSUP_RECORDS=$(CURDIR)/_build/fast/nbval-records $(PYTEST) --basetemp=$(CURDIR)/_build/pytest/book \
-		--dist loadfile -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
+		--dist loadfile --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
 		_build/fast/notebooks tests/book
 
 # Debian's Chromium and ChromeDriver for the browser test (tests/book), installed when missing.

@@ -60,14 +60,14 @@ class TrainConfig:
         checks.positive_int("n_steps", self.n_steps)
         checks.positive_int("batch", self.batch)
         checks.positive_int("check_every", self.check_every)
-        if self.lr0 is not None and not (math.isfinite(self.lr0) and self.lr0 > 0):
-            raise ValueError(f"lr0 must be a finite number > 0 (or None for 1e-3*sqrt(512/n)), "
-                             f"got {self.lr0!r}")
+        if self.lr0 is not None:
+            checks.finite_float("lr0", self.lr0, low=0, open_low=True)
         checks.unit_interval("final_lr_fraction", self.final_lr_fraction, closed_low=True)
-        if len(self.betas) != 2 or not all(0 <= beta < 1 for beta in self.betas):
+        if len(self.betas) != 2:
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        if not (math.isfinite(self.eps) and self.eps > 0):
-            raise ValueError(f"eps must be a finite number > 0, got {self.eps!r}")
+        for beta in self.betas:
+            checks.finite_float("betas", beta, low=0, high=1, open_high=True)
+        checks.finite_float("eps", self.eps, low=0, open_low=True)
         if self.plateau is not None and not 0 < self.plateau < 1:
             raise ValueError(f"plateau must lie in (0, 1) (or None: train n_steps), got {self.plateau!r}")
 
@@ -193,7 +193,7 @@ def fit(model: AutoencoderConfig, feature_prob: float | Sequence[float] | Tensor
     k = model.n_instances
     p = instance_probs(feature_prob, k)
     if isinstance(seed, Sequence):
-        seeds = [checks.seed("seed", s) for s in seed]
+        seeds = [checks.instance_seed("seed", s) for s in seed]
     else:
         seeds = spawn_seeds(checks.seed("seed", seed), k)
     if len(seeds) != k:
