@@ -124,13 +124,13 @@ def test_plateau_stops_each_instance_on_its_own_loss():
     """p = 0.4 and p = 0.02 converge at different checks; each leaves the constant phase at the first
     check where its gain is below the threshold, anneals for a quarter of those steps and stops, and
     equals the same instance trained alone with the same seed."""
-    cfg = model.AutoencoderConfig(64, 16, n_instances=2)
+    cfg = model.AutoencoderConfig(64, 16, n_instances=3)
     config = train.TrainConfig(n_steps=3000, batch=256, plateau=0.01, check_every=50)
-    seeds = train.spawn_seeds(4, 2)
-    result = train.fit(cfg, [0.4, 0.02], config, seed=seeds, progress=False)
+    seeds = train.spawn_seeds(4, 3)
+    result = train.fit(cfg, [0.4, 0.02, 0.1], config, seed=seeds, progress=False)
     at = result.plateau_steps
-    assert bool((at % 50 == 0).all()) and bool((at >= 200).all()) and at[0] != at[1]
-    assert result.history.shape == (config.total_steps, 2) == (3750, 2)
+    assert bool((at % 50 == 0).all()) and bool((at >= 200).all()) and len(set(at.tolist())) == 3
+    assert result.history.shape == (config.total_steps, 3) == (3750, 3)
     for i, t in enumerate(at.tolist()):
         assert int(result.steps[i]) == t + math.ceil(t / 4)
         assert not bool(result.history[int(result.steps[i]):, i].isfinite().any())

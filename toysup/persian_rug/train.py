@@ -157,7 +157,7 @@ def _check_diverged(loss: Tensor, first: Tensor, members: list[int], step: int, 
             f"loss {float(loss[j]):.4g} (first loss {float(first[j]):.4g}, lr0 {lr0:.3g}); lower lr0")
 
 
-@dataclass
+@dataclass(eq=False)
 class _Group:
     """Instances that share a learning rate: the constant phase (``length`` 0) or a cosine anneal
     from step ``start`` over ``length`` steps. ``members`` are the instances' indices in ``fit``."""
