@@ -38,6 +38,7 @@ from toysup.persian_rug.model import AutoencoderConfig, AutoencoderParams, init_
 DIVERGED = 100.0        # a loss this many times the instance's first-step loss counts as divergence
 BLOCK_FLOATS = 2 ** 18  # floats (1 MiB) of one block's dense pre-activation, see ``instance_blocks``
 ANNEAL_FRACTION = 0.25  # with TrainConfig.plateau, the anneal after step t takes ⌈0.25·t⌉ steps
+CONVERGED = 0.005       # the book's convergence threshold: plateau_gain below it counts as converged
 
 
 class TrainingDiverged(RuntimeError):
