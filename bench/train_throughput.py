@@ -190,7 +190,8 @@ def plateau(args: argparse.Namespace) -> None:
     for n in args.plateau_sizes:
         cfg = model.AutoencoderConfig(n, model.hidden_width(n, RATIO), 2)
         t0 = time.perf_counter()
-        result = train.fit(cfg, P, train.TrainConfig(n_steps=args.cap, plateau=train.CONVERGED), seed=0, progress=False)
+        config = train.TrainConfig(n_steps=args.cap, plateau=train.CONVERGED)
+        result = train.fit(cfg, P, config, seed=0, progress=False)
         t1 = time.perf_counter()
         fixed = train.fit(cfg, P, train.TrainConfig(), seed=0, progress=False)
         t2 = time.perf_counter()
