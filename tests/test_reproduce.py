@@ -12,7 +12,7 @@ from toysup.book import reproduce, scorecard
 TINY = '''from toysup.book import chapter, scorecard
 sizes = chapter.resolve(globals(), fast=fast, scale="book")
 card = scorecard.Scorecard("01_tiny", sizes, seed=seed, device=device)
-card.assert_at_most("T1", "one is at most the threshold", 1.0, threshold)'''
+card.assert_at_most("T1", "one is at most the threshold", 1.0, threshold, kind="evidence")'''
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from toysup.book import reproduce
 
 FAST = paths.BUILD / "fast"
 CHAPTERS = [nb.stem for nb in reproduce.chapters()]
-PAGES = ["book/intro", *[f"notebooks/{c}" for c in CHAPTERS], "book/scorecard", "book/notation",
+PAGES = ["book/intro", *[f"notebooks/{c}" for c in CHAPTERS], "book/scorecard", "book/mutants", "book/notation",
          "book/references", "book/execution"]
 
 
