@@ -59,7 +59,7 @@ MUTANTS = [
            "toysup/persian_rug/theory.py", "return p / 3 - p * p / 4", "return p / 3", "01_toy_model"),
     Mutant("sigma-no-s", "interference variance pm/d0 (the s dropped)", "toysup/cis/uand.py",
            "return math.sqrt(connect_prob * n_features * n_active / d_input)",
-           "return math.sqrt(connect_prob * n_features / d_input)", "11_uand_superposition"),
+           "return math.sqrt(connect_prob * n_features / d_input)", "11_uand_superposition", ci=True),
     Mutant("ec-threshold", "error-correction AND threshold moved from 1 + δ to 0.5 + δ",
            "toysup/cis/deep_circuits.py",
            "return self.margin, 1 - self.margin, 1 + self.margin, 2 - self.margin",
