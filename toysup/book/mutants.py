@@ -61,6 +61,13 @@ MUTANTS = [
            survives="only R8's exact algebra (consistency) sees it: the rug's loss (R9a) goes through "
            "rug.rug_apply with the read-off scale a fitted, which absorbs any overall factor in W_out; no "
            "claim of the chapter depends on it"),
+    Mutant("sigma-second-moment", "interference variance σ_i² with E x_j² = p/3 instead of Var x_j = v(p)",
+           "toysup/persian_rug/stats.py", "return feature_variance(p)[:, None] * (off_diagonal(W) ** 2).sum(dim=2)",
+           "return (p / 3)[:, None] * (off_diagonal(W) ** 2).sum(dim=2)", "02_symmetry",
+           survives="a missing chapter check: at the chapter's p <= 0.1 the mistake raises σ_i² by 3.5-8 % "
+           "(σ by 2-4 %), and in fast mode what sees σ's scale is loose (Eq. 5 / true loss in [1, 1.5), "
+           "transformed loss / Eq. 5 within 10 %); R4 and R5 are scale-free. tests/test_stats.py (exact "
+           "values) catches it"),
     Mutant("v-p-over-3", "feature variance v(p) = p/3 (the mean p/2 forgotten)",
            "toysup/persian_rug/theory.py", "return p / 3 - p * p / 4", "return p / 3", "01_toy_model"),
     Mutant("sigma-no-s", "interference variance pm/d0 (the s dropped)", "toysup/cis/uand.py",
@@ -135,7 +142,7 @@ def run(mutant: Mutant, root: Path, *, timeout: float = 900) -> dict:
         done = subprocess.run([sys.executable, "-m", "papermill", str(notebook),
                                str(root / "_build" / notebook.name), "-p", "fast", "True", "-k", "python3",
                                "--cwd", str(notebook.parent), "--no-progress-bar"],
-                              env=env, capture_output=True, text=True, timeout=timeout)
+                              env=env, capture_output=True, text=True, timeout=timeout, cwd=root)
         if done.returncode:
             lines = [ln for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
             error = lines[-1][:200] if lines else f"exit {done.returncode}"
