@@ -13,7 +13,7 @@ SCHEMA = '''from toysup.book import chapter
 sizes = chapter.resolve(globals(), "01_tiny", threshold=chapter.Param("float", 2.0, low=0))'''
 TINY = '''from toysup.book import scorecard
 card = scorecard.Scorecard("01_tiny", sizes, seed=seed, device=device)
-card.assert_at_most("T1", "one is at most the threshold", 1.0, threshold)'''
+card.assert_at_most("T1", "one is at most the threshold", 1.0, threshold, kind="evidence")'''
 
 
 @pytest.fixture

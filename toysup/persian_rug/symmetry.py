@@ -270,7 +270,7 @@ def size_trend_figure(table: pd.DataFrame, probs: Sequence[float], columns: Mapp
             slope = size_exponent(table, column, p=p, r=r)
             line = rows[column].iloc[0] * (rows["n"] / rows["n"].iloc[0]) ** slope
             plotting.measured_vs_theory(ax, rows["n"], rows[column], line,
-                                        label=f"{label}, slope {slope:+.2f}", color=color)
+                                        label=f"{label}, slope {slope:+.2f}", color=color, line="fit")
         ax.set(xscale="log", yscale="log", xlabel="features $n$", title=f"p = {p}, r = {r}")
     axes[0][0].set_ylabel("variance across rows")
     axes[0][-1].legend(frameon=False, fontsize=7, loc="lower left")
