@@ -175,3 +175,13 @@ def test_default_root_is_inside_the_repository_and_printed_relative_to_it():
     assert cache.DEFAULT_ROOT == cache.PACKAGE_DIR.parent / "outputs" / "cache"
     assert cache.DEFAULT_ROOT.is_absolute()
     assert paths.shown(cache.DEFAULT_ROOT / "fit-0.pt") == "outputs/cache/fit-0.pt"
+
+
+def test_a_plateau_run_keeps_its_plateau_steps(tmp_path):
+    cfg = model.AutoencoderConfig(16, 4, 2)
+    config = train.TrainConfig(n_steps=300, batch=64, plateau=0.05, check_every=25)
+    first = cache.cached_fit(cfg, [0.1, 0.3], config, seed=2, root=tmp_path, progress=False)
+    again = cache.cached_fit(cfg, [0.1, 0.3], config, seed=2, root=tmp_path, progress=False)
+    assert first.plateau_steps is not None
+    assert torch.equal(again.plateau_steps, first.plateau_steps)
+    assert torch.equal(again.steps, first.steps)

@@ -2,7 +2,9 @@
 Check cells are scorecard assertions, so a claim that does not reproduce fails here. The executed
 copies land in _build/fast/notebooks/ and their scorecard records in _build/fast/records/, from which
 the second stage of ``make test`` builds the book (tests/book/test_book.py), while nbval re-executes
-each copy cell by cell.
+each copy cell by cell. Each execution's records must also match the chapter's entry in the registry
+of expected checks (toysup/book/registry.py): every declared claim checked, with its declared kinds,
+and a known deviation only where the registry allows one.
 """
 import json
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from toysup import paths
-from toysup.book import reproduce
+from toysup.book import registry, reproduce
 
 FAST = paths.BUILD / "fast"
 CHAPTERS = reproduce.chapters()
@@ -24,3 +26,5 @@ def test_chapter_runs_and_checks_pass_in_fast_mode(notebook: Path) -> None:
     assert record["mode"] == "fast"
     assert record["checks"], f"{notebook.stem} recorded no check on the scorecard"
     assert all(c["status"] in ("pass", "deviation") for c in record["checks"])
+    found = registry.problems(notebook.stem, record["checks"])
+    assert not found, "the records differ from toysup/book/registry.py:\n" + "\n".join(found)

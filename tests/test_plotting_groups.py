@@ -34,3 +34,12 @@ def test_carpet_palette_is_diverging_around_cream():
     assert plotting.CARPET.name == "carpet"
     low, mid, high = plotting.CARPET(0.0), plotting.CARPET(0.5), plotting.CARPET(1.0)
     assert sum(mid[:3]) > sum(low[:3]) and sum(mid[:3]) > sum(high[:3])
+
+
+def test_a_fitted_line_is_labelled_fit_not_theory():
+    fig, ax = plt.subplots()
+    plotting.measured_vs_theory(ax, [1, 2], [1.0, 0.5], [1.0, 0.5], label="Δdiag", line="fit")
+    plotting.measured_vs_theory(ax, [1, 2], [1.0, 0.5], [1.0, 0.5], label="bias")
+    labels = ax.get_legend_handles_labels()[1]
+    plt.close(fig)
+    assert sorted(labels) == sorted(["Δdiag, fit", "bias, theory", "Δdiag, measured", "bias, measured"])

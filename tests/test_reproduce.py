@@ -9,10 +9,11 @@ import pytest
 from toysup import paths
 from toysup.book import reproduce, scorecard
 
-TINY = '''from toysup.book import chapter, scorecard
-sizes = chapter.resolve(globals(), fast=fast, scale="book")
+SCHEMA = '''from toysup.book import chapter
+sizes = chapter.resolve(globals(), "01_tiny", threshold=chapter.Param("float", 2.0, low=0))'''
+TINY = '''from toysup.book import scorecard
 card = scorecard.Scorecard("01_tiny", sizes, seed=seed, device=device)
-card.assert_at_most("T1", "one is at most the threshold", 1.0, threshold)'''
+card.assert_at_most("T1", "one is at most the threshold", 1.0, threshold, kind="evidence")'''
 
 
 @pytest.fixture
@@ -21,9 +22,10 @@ def tiny(tmp_path, monkeypatch):
     folder.mkdir()
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell('fast = False\nseed = 0\ndevice = "cpu"\nthreshold = 2.0  # (a) b')
+    params = nbformat.v4.new_code_cell('fast = False\nscale = "book"\nseed = 0\ndevice = "cpu"\n'
+                                       'threshold = None  # (a) b')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(TINY)]
+    nb.cells = [params, nbformat.v4.new_code_cell(SCHEMA), nbformat.v4.new_code_cell(TINY)]
     nbformat.write(nb, folder / "01_tiny.ipynb")
     monkeypatch.setattr(reproduce, "NOTEBOOKS", folder)
     return folder / "01_tiny.ipynb"
@@ -62,7 +64,7 @@ def test_key_follows_notebook_parameters_versions_and_requirements(tiny, tmp_pat
         assert reproduce.chapter_key(tiny, {"seed": 0}) != key
     assert reproduce.chapter_key(tiny, {"seed": 0}) == key
     assert set(paths.versions()) == {"python", "numpy", "scipy", "pandas", "matplotlib", "torch"}
-    tiny.write_text(tiny.read_text().replace("threshold = 2.0", "threshold = 2.5"))
+    tiny.write_text(tiny.read_text().replace('2.0, low=0', '2.5, low=0'))
     assert reproduce.chapter_key(tiny, {"seed": 0}) != key
 
 
@@ -134,3 +136,14 @@ def test_only_on_a_fresh_folder_runs_the_chapter_and_says_why_no_book(tiny, tmp_
     assert reproduce.reproduce(out, {}, only=["01_tiny"]) == 0
     assert "book not built: 02_other not yet executed" in capsys.readouterr().out
     assert (out / "notebooks" / "01_tiny.ipynb").exists() and not (out / "html").exists()
+
+
+def test_a_string_boolean_from_papermill_is_read_in_the_kernel_not_truthy(tiny, tmp_path):
+    # `papermill -p fast false` injects fast = "false" (a truthy string): the chapter's schema reads it
+    out = tmp_path / "build"
+    reproduce.execute_chapter(tiny, out / "notebooks", {"fast": "false", "threshold": "3"}, out / "records",
+                              progress=False)
+    record = json.loads((out / "records" / "01_tiny.json").read_text())
+    assert record["mode"] == "book" and record["sizes"] == {"threshold": 3.0}
+    with pytest.raises(reproduce.papermill.PapermillExecutionError, match="fast must be True or False"):
+        reproduce.execute_chapter(tiny, out / "notebooks", {"fast": "no"}, out / "records", progress=False)

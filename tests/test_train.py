@@ -58,6 +58,7 @@ def test_schedule_is_cosine_from_one_to_the_final_fraction():
     assert cfg.schedule(0) == 1.0
     assert math.isclose(cfg.schedule(50), 0.505)
     assert math.isclose(cfg.schedule(100), 0.01)
+    assert math.isclose(cfg.schedule(5, 10), 0.505)
     assert math.isclose(cfg.learning_rate(2048), 5e-4)
 
 
@@ -120,24 +121,40 @@ def test_plateau_gain_of_a_flat_and_of_a_falling_history():
 
 
 def test_plateau_stops_each_instance_on_its_own_loss():
-    """p = 0.4 and p = 0.02 converge at different steps; each stops at the first check where its
-    gain is below the threshold, keeps the parameters of that step, and equals the same instance
-    trained alone with the same seed."""
-    cfg = model.AutoencoderConfig(64, 16, n_instances=2)
+    """p = 0.4 and p = 0.02 converge at different checks; each leaves the constant phase at the first
+    check where its gain is below the threshold, anneals for a quarter of those steps and stops, and
+    equals the same instance trained alone with the same seed."""
+    cfg = model.AutoencoderConfig(64, 16, n_instances=3)
     config = train.TrainConfig(n_steps=3000, batch=256, plateau=0.01, check_every=50)
-    seeds = train.spawn_seeds(4, 2)
-    result = train.fit(cfg, [0.4, 0.02], config, seed=seeds, progress=False)
-    steps = result.steps
-    assert bool((steps % 50 == 0).all()) and bool((steps >= 200).all()) and steps[0] != steps[1]
-    assert bool((result.plateau_gain() < 0.01).all())
-    for i, t in enumerate(steps.tolist()):
-        assert not bool(result.history[t:, i].isfinite().any())
-        earlier = train.plateau_gain(result.history[:, [i]], torch.tensor([t - 50]))
-        assert t == 200 or float(earlier[0]) >= 0.01
+    seeds = train.spawn_seeds(4, 3)
+    result = train.fit(cfg, [0.4, 0.02, 0.1], config, seed=seeds, progress=False)
+    at = result.plateau_steps
+    assert bool((at % 50 == 0).all()) and bool((at >= 200).all()) and len(set(at.tolist())) == 3
+    assert result.history.shape == (config.total_steps, 3) == (3750, 3)
+    for i, t in enumerate(at.tolist()):
+        assert int(result.steps[i]) == t + math.ceil(t / 4)
+        assert not bool(result.history[int(result.steps[i]):, i].isfinite().any())
+        history = result.history[:, [i]]
+        assert float(train.plateau_gain(history, torch.tensor([t]))[0]) < 0.01
+        assert t == 200 or float(train.plateau_gain(history, torch.tensor([t - 50]))[0]) >= 0.01
     alone = train.fit(model.AutoencoderConfig(64, 16, 1), 0.02, config, seed=[seeds[1]], progress=False)
-    assert int(alone.steps[0]) == int(steps[1])
+    assert alone.plateau_steps.tolist() == [int(at[1])]
+    torch.testing.assert_close(alone.history[:, 0], result.history[:, 1], rtol=1e-5, atol=1e-8, equal_nan=True)
     for got, want in zip(result.params.select([1]).tensors(), alone.params.tensors()):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_an_instance_that_never_plateaus_anneals_at_the_cap():
+    cfg = model.AutoencoderConfig(64, 16, n_instances=1)
+    config = train.TrainConfig(n_steps=250, batch=256, plateau=1e-6, check_every=50)
+    result = train.fit(cfg, 0.1, config, seed=1, progress=False)
+    assert result.plateau_steps.tolist() == [-1] and result.steps.tolist() == [250 + 63]
+
+
+def test_fixed_steps_have_no_plateau_steps():
+    result = train.fit(model.AutoencoderConfig(16, 4), 0.1, train.TrainConfig(n_steps=20, batch=32),
+                       progress=False)
+    assert result.plateau_steps is None and result.steps.tolist() == [20]
 
 
 def test_divergence_names_the_instance_and_the_step():

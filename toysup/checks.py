@@ -1,10 +1,13 @@
 """Argument checks shared by every module: each raises ValueError naming the parameter, its value
 and the allowed range, so a reader who mistypes a keyword sees what to change."""
+import math
 from collections.abc import Sequence
+from numbers import Integral, Real
 
-import numpy as np
 import torch
 from torch import Tensor
+
+SEED_MAX = 2**32 - 1   # seeds are integers in [0, SEED_MAX]: numpy's and torch's ranges both hold them
 
 
 def positive_int(name: str, value: int, *, maximum: int | None = None) -> int:
@@ -51,8 +54,30 @@ def device(value: str | torch.device) -> torch.device:
 
 
 def seed(name: str, value: int) -> int:
-    """Return ``value`` as an int if it is an integer (numpy integers too) in [0, 2**63); else raise
-    ValueError naming ``name`` (torch generators take seeds below 2**64; ours add 1 for the data)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 2 ** 63:
-        raise ValueError(f"{name} must be an integer in [0, 2**63), got {value!r}")
+    """Return ``value`` as an int if it is an integer (Python or numpy, not bool) in [0, SEED_MAX];
+    else raise ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or not 0 <= value <= SEED_MAX:
+        raise ValueError(f"{name} must be an integer in [0, {SEED_MAX}], got {value!r}")
+    return int(value)
+
+
+def finite_float(name: str, value: float, *, low: float = -math.inf, high: float = math.inf,
+                 open_low: bool = False, open_high: bool = False) -> float:
+    """Return ``value`` as a float if it is a finite real number (not bool) in the interval from
+    ``low`` to ``high`` (closed unless ``open_low``/``open_high``); else raise ValueError naming it."""
+    left, right = "(" if open_low or low == -math.inf else "[", ")" if open_high or high == math.inf else "]"
+    interval = f"{left}{low:g}, {high:g}{right}"
+    ok = (not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
+          and (value > low if open_low else value >= low) and (value < high if open_high else value <= high))
+    if not ok:
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return float(value)
+
+
+def instance_seed(name: str, value: int) -> int:
+    """Return ``value`` as an int if it is an integer (Python or numpy, not bool) in [0, 2**63), the
+    range of the per-instance seeds ``train.spawn_seeds`` derives (the data generator takes seed + 1,
+    which torch's range [0, 2**64) still holds); else raise ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or not 0 <= value < 2 ** 63:
+        raise ValueError(f"{name} must hold integers in [0, 2**63), got {value!r}")
     return int(value)

@@ -4,10 +4,12 @@ package's source and the versions of the interpreter and libraries; and how path
 
 ``outputs/`` holds what chapters compute for reuse (the model cache, exported networks) and the
 scorecard records of chapters run by hand (``outputs/records/``); ``_build/`` holds the executions,
-records and state of ``toysup.book.reproduce`` and the rendered book. Nothing is written anywhere else.
+records and state of ``toysup.book.reproduce`` and the rendered book, and (``_build/tool-state/``)
+what matplotlib and IPython would otherwise write under ``$HOME``. Nothing is written anywhere else.
 """
 import hashlib
 import importlib.metadata
+import os
 import platform
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +21,17 @@ BUILD = REPO_ROOT / "_build"
 RECORDS = OUTPUTS / "records"      # scorecard records of a run outside reproduce (no $TOYSUP_RECORDS)
 REQUIREMENTS = REPO_ROOT / "requirements.txt"
 RESULT_PACKAGES = ("numpy", "scipy", "pandas", "matplotlib", "torch")   # whose versions change results
+TOOL_STATE = BUILD / "tool-state"
+
+
+def tool_environment() -> dict[str, str]:
+    """Environment variables that keep a kernel's writes inside the repository: without them it
+    writes ~/.cache/matplotlib (font cache), ~/.config/matplotlib and ~/.ipython (profile). A variable
+    the user has set is left out (theirs wins). Creates TOOL_STATE (IPython needs the parent of its
+    folder to exist, or it falls back to a temporary folder)."""
+    TOOL_STATE.mkdir(parents=True, exist_ok=True)
+    wanted = {"MPLCONFIGDIR": TOOL_STATE / "matplotlib", "IPYTHONDIR": TOOL_STATE / "ipython"}
+    return {name: str(path) for name, path in wanted.items() if name not in os.environ}
 
 
 def source_digest(package_dir: Path = PACKAGE_DIR, parts: Sequence[str] | None = None) -> str:

@@ -21,10 +21,11 @@ CARPET = LinearSegmentedColormap.from_list(
 
 
 def measured_vs_theory(ax: Axes, x, measured, predicted, *, label: str,
-                       color: str = OKABE_ITO["blue"], err=None) -> None:
-    """Markers (with error bars) for measurements, a dashed line in the same colour for theory."""
+                       color: str = OKABE_ITO["blue"], err=None, line: str = "theory") -> None:
+    """Markers (with error bars) for measurements, a dashed line in the same colour for theory.
+    ``line`` names the dashed curve in the legend: "theory", or "fit" when it is fitted to the markers."""
     ax.errorbar(x, measured, yerr=err, fmt="o", ms=4, color=color, label=f"{label}, measured")
-    ax.plot(x, predicted, "--", lw=1.5, color=color, label=f"{label}, theory")
+    ax.plot(x, predicted, "--", lw=1.5, color=color, label=f"{label}, {line}")
 
 
 def signed_matrix(ax: Axes, matrix: np.ndarray, *, label: str, cmap: str = "RdBu_r",

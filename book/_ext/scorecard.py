@@ -24,6 +24,23 @@ STATUS = {"pass": ("✔ pass", "#1a7f37"), "fail": ("✘ FAIL", "#cf222e"),
 
 
 SMALL = "font-size:0.85em"
+KINDS = ("evidence", "regression", "consistency")   # toysup.book.scorecard.KINDS (the book does not import toysup)
+KIND_HELP = {"evidence": "would fail if the code or the paper's claim were wrong",
+             "regression": "agrees with reference values computed from the same reconstructed equations",
+             "consistency": "holds by construction: a sanity check of the code, not evidence"}
+
+
+def _kind(check: dict) -> str:
+    return check.get("kind", "unlabelled")
+
+
+def without_evidence(checks: list[dict]) -> list[str]:
+    """Claims (in order of first appearance) with no asserted evidence check: every check of theirs is
+    regression or consistency, or the evidence is only recorded as a known deviation."""
+    claims = dict.fromkeys(c["claim"] for c in checks)
+    return [claim for claim in claims
+            if not any(c["claim"] == claim and _kind(c) == "evidence" and c["status"] != "deviation"
+                       for c in checks)]
 
 
 class scorecard_placeholder(nodes.General, nodes.Element):
@@ -84,38 +101,52 @@ def _table(app: Sphinx, fromdoc: str) -> str:
     records = {doc: _load(_records_dir(app) / f"{Path(doc).name}.json") for doc in _chapters(app)}
     summary, detail = [], []
     totals = {"pass": 0, "fail": 0, "deviation": 0}
+    kind_totals = dict.fromkeys(KINDS, 0)
+    evidence_pass = 0
     for doc, rec in records.items():
         title = app.env.titles[doc].astext() if doc in app.env.titles else doc
         uri = app.builder.get_relative_uri(fromdoc, doc)
         link = f'<a href="{e(uri)}">{e(title)}</a>'
         if rec is None:
-            summary.append(f"<tr><td>{link}</td><td colspan='6'>{_badge('missing')}</td></tr>")
+            summary.append(f"<tr><td>{link}</td><td colspan='10'>{_badge('missing')}</td></tr>")
             continue
         counts = {s: sum(c["status"] == s for c in rec["checks"]) for s in totals}
+        kinds = {k: sum(_kind(c) == k for c in rec["checks"]) for k in KINDS}
         for s in totals:
             totals[s] += counts[s]
+        for k in KINDS:
+            kind_totals[k] += kinds[k]
+        evidence_pass += sum(_kind(c) == "evidence" and c["status"] == "pass" for c in rec["checks"])
+        none = without_evidence(rec["checks"])
         worst = "fail" if counts["fail"] else ("pass" if rec["checks"] else "incomplete")
         summary.append(
             f"<tr><td>{link}</td><td>{_badge(worst)}</td><td>{counts['pass']}</td><td>{counts['fail']}</td>"
-            f"<td>{counts['deviation']}</td><td>{e(rec['mode'])}</td><td>{_when(rec)}</td></tr>")
+            f"<td>{counts['deviation']}</td>" + "".join(f"<td>{kinds[k]}</td>" for k in KINDS)
+            + f"<td>{e(', '.join(none)) or '—'}</td><td>{e(rec['mode'])}</td><td>{_when(rec)}</td></tr>")
         rows = "".join(
-            f"<tr><td><a href='{e(uri)}#check'>{e(c['claim'])}</a></td><td>{e(c['statement'])}</td>"
+            f"<tr><td><a href='{e(uri)}#check'>{e(c['claim'])}</a></td><td>{e(_kind(c))}</td><td>{e(c['statement'])}</td>"
             f"<td>{e(c['expected'])}</td><td>{e(c['measured'])}</td><td>{e(c['tolerance'])}</td>"
             f"<td>{e(rec['mode'])}</td><td>{_badge(c['status'])}</td></tr>" for c in rec["checks"])
         detail.append(
             f"<h3>{link}</h3><p>mode <b>{e(rec['mode'])}</b>, seed {rec['seed']}, executed "
             f"{_when(rec)} UTC on {e(rec['machine'])}, device {e(rec['device'])}, torch "
-            f"{e(rec['torch'])}.<br><small>sizes: {e(_sizes(rec['sizes']))}</small></p>"
-            f"<table class='table' style='{SMALL}'><thead><tr><th>claim</th><th>statement</th>"
+            f"{e(rec['torch'])}.<br><small>sizes: {e(_sizes(rec['sizes']))}</small>"
+            + (f"<br>Claims with no evidence check in this run: <b>{e(', '.join(none))}</b> (their checks "
+               "are regression or consistency only, or their evidence is a known deviation)." if none else "")
+            + "</p>"
+            f"<table class='table' style='{SMALL}'><thead><tr><th>claim</th><th>kind</th><th>statement</th>"
             "<th>expected</th><th>measured</th><th>tolerance / note</th><th>mode</th><th>status</th>"
             f"</tr></thead><tbody>{rows}"
             "</tbody></table>")
     missing = sum(r is None for r in records.values())
-    head = (f"<p><b>{totals['pass']}</b> checks pass, <b>{totals['fail']}</b> fail, "
-            f"<b>{totals['deviation']}</b> known deviations recorded, {missing} of {len(records)} "
-            "chapters without records.</p>")
+    head = (f"<p><b>{totals['pass']}</b> checks pass, of which <b>{evidence_pass}</b> are evidence; "
+            f"<b>{totals['fail']}</b> fail, <b>{totals['deviation']}</b> known deviations recorded, "
+            f"{missing} of {len(records)} chapters without records. By kind (all statuses): "
+            + ", ".join(f"<b>{kind_totals[k]}</b> {k}" for k in KINDS) + ".</p><ul>"
+            + "".join(f"<li><b>{k}</b>: {e(KIND_HELP[k])}</li>" for k in KINDS) + "</ul>")
     table = (f"<table class='table' style='{SMALL}'><thead><tr><th>chapter</th><th>status</th><th>pass</th><th>fail</th>"
-             "<th>not reproduced</th><th>mode</th><th>executed (UTC)</th></tr></thead><tbody>"
+             "<th>not reproduced</th>" + "".join(f"<th>{k}</th>" for k in KINDS)
+             + "<th>claims without evidence</th><th>mode</th><th>executed (UTC)</th></tr></thead><tbody>"
              + "".join(summary) + "</tbody></table>")
     return f"<div class='toysup-scorecard'>{head}{table}{''.join(detail)}</div>"
 

@@ -17,7 +17,7 @@ from toysup.book import reproduce
 
 FAST = paths.BUILD / "fast"
 CHAPTERS = [nb.stem for nb in reproduce.chapters()]
-PAGES = ["book/intro", *[f"notebooks/{c}" for c in CHAPTERS], "book/scorecard", "book/notation",
+PAGES = ["book/intro", *[f"notebooks/{c}" for c in CHAPTERS], "book/scorecard", "book/mutants", "book/notation",
          "book/references", "book/execution"]
 
 
@@ -67,6 +67,11 @@ def test_scorecard_page_shows_every_recorded_check(html: Path) -> None:
             assert html_escape(check["statement"]) in page, \
                 f"{chapter}: {check['claim']} missing from the scorecard"
     assert "not executed" not in page
+    checks = [c for chapter in CHAPTERS
+              for c in json.loads((FAST / "records" / f"{chapter}.json").read_text())["checks"]]
+    evidence = sum(c["kind"] == "evidence" and c["status"] == "pass" for c in checks)
+    assert f"of which <b>{evidence}</b> are evidence" in page     # the summary counts evidence apart
+    assert "claims without evidence" in page
 
 
 def test_page_check_catches_a_missing_figure_and_missing_math(browser, html: Path, tmp_path: Path) -> None:

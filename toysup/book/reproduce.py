@@ -24,9 +24,15 @@ Parameter file (YAML): ``all:`` applies to every chapter, a chapter's file stem 
 
     all: {device: cuda, scale: paper}
     02_symmetry: {trend_sizes: [256, 512, 1024, 2048, 4096, 8192]}
+
+Every value is checked before any chapter runs, by the chapter's own schema (``toysup.book.chapter``):
+the parameters cell, the file's values and the cell after it (which declares the schema and does
+nothing else) are run here, so a bad value fails at once with the message the notebook would give,
+every bad value of the file in one ValueError. ``--parameter-tables`` prints every chapter's
+parameter table in Markdown (the README's rerun section shows them).
 """
 import argparse
-import ast
+import contextlib
 import hashlib
 import json
 import os
@@ -43,7 +49,8 @@ import yaml
 from traitlets.config import Config
 
 from toysup import storage
-from toysup.paths import BUILD, REPO_ROOT, REQUIREMENTS, shown, source_digest, versions
+from toysup.book import chapter
+from toysup.paths import BUILD, REPO_ROOT, REQUIREMENTS, shown, source_digest, tool_environment, versions
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 # The kernel manager provisions CurveZMQ keys for kernels whose kernelspec declares support (ipykernel's
@@ -59,28 +66,75 @@ def chapters() -> list[Path]:
 
 def chapter_parameters(notebook: Path) -> list[str]:
     """Names assigned in the notebook's cell tagged ``parameters``."""
-    cells = json.loads(notebook.read_text())["cells"]
-    for cell in cells:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            tree = ast.parse("".join(cell["source"]))
-            return [t.id for node in tree.body if isinstance(node, ast.Assign)
-                    for t in node.targets if isinstance(t, ast.Name)]
-    raise ValueError(f"{notebook.name} has no cell tagged 'parameters'")
+    return list(chapter.parameters_cell(notebook))
+
+
+def declared(notebook: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """The namespace of the chapter after its parameters cell, ``params`` (as papermill injects
+    them) and the cell after it, run in the notebook's folder as papermill runs it: ``sizes`` in it
+    holds the chapter's schema, every parameter its checked value. A bad value is the chapter's
+    ValueError, which names the parameter, the value and the allowed range."""
+    cells = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+    first = next((i for i, c in enumerate(cells) if "parameters" in c["metadata"].get("tags", [])), None)
+    if first is None or first + 1 >= len(cells):
+        raise ValueError(f"{notebook.name} needs a cell tagged 'parameters' and the schema cell after it")
+    namespace: dict[str, Any] = {}
+    with contextlib.chdir(notebook.parent):
+        exec("".join(cells[first]["source"]), namespace)
+        namespace.update(params)
+        exec("".join(cells[first + 1]["source"]), namespace)
+    if not isinstance(namespace.get("sizes"), chapter.Sizes):
+        raise ValueError(f"{notebook.name}: the cell after its parameters cell must set "
+                         "sizes = chapter.resolve(globals(), ...)")
+    return namespace
 
 
 def chapter_params(notebook: Path, spec: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The parameters of one chapter from a parameter file's ``all`` and ``<stem>`` sections."""
+    """The parameters of one chapter from a parameter file's ``all`` and ``<stem>`` sections, each
+    checked and read as the chapter reads it (``declared``: "false" is False, "2e6" is 2000000).
+    One ValueError lists every unknown name and every bad value."""
     params = {**spec.get("all", {}), **spec.get(notebook.stem, {})}
-    unknown = set(params) - set(chapter_parameters(notebook))
+    names = chapter_parameters(notebook)
+    unknown = set(params) - set(names)
     if unknown:
-        raise ValueError(f"{notebook.stem} has no parameter(s) {sorted(unknown)}; it has "
-                         f"{chapter_parameters(notebook)}")
-    return params
+        raise ValueError(f"{notebook.stem} has no parameter(s) {sorted(unknown)}; it has {names}")
+    try:
+        namespace = declared(notebook, params)
+    except ValueError:
+        problems = []
+        for name, value in params.items():          # each value alone, so that every bad one is named
+            try:
+                declared(notebook, {name: value})
+            except ValueError as err:
+                problems.append(str(err))
+        if not problems:                             # only the combination fails: say so
+            try:
+                declared(notebook, params)
+            except ValueError as err:
+                problems.append(str(err))
+        raise ValueError(f"{notebook.stem}: " + "; ".join(problems)) from None
+    return {name: namespace[name] for name in params}
+
+
+def parameter_tables() -> str:
+    """The parameter tables (``chapter.markdown_table``) in Markdown: the parameters common to every
+    chapter, then under a heading per chapter those it declares itself (or declares differently)."""
+    tables = [f"#### Every chapter\n\n{chapter.markdown_table(chapter.COMMON)}"]
+    for nb in chapters():
+        schema = declared(nb, {})["sizes"].schema
+        own = {name: param for name, param in schema.items() if chapter.COMMON.get(name) != param}
+        tables.append(f"#### {nb.stem}\n\n{chapter.markdown_table(own)}")
+    return "\n\n".join(tables)
 
 
 def load_spec(path: Path | None, *, fast: bool) -> dict[str, dict[str, Any]]:
     """A parameter file as {section: {name: value}}; ``fast`` adds fast=True for every chapter."""
-    spec = yaml.safe_load(path.read_text()) if path else {}
+    try:
+        spec = yaml.safe_load(path.read_text()) if path else {}
+    except OSError as err:
+        raise ValueError(f"--params: cannot read the parameter file {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"--params: {path} is not valid YAML: {err}") from None
     spec = spec or {}
     if not isinstance(spec, dict) or not all(isinstance(v, dict) for v in spec.values()):
         raise ValueError(f"parameter file {path} must map 'all' or chapter names to parameter mappings")
@@ -129,7 +183,8 @@ def execute_chapter(notebook: Path, out_dir: Path, params: dict[str, Any], recor
     key = chapter_key(notebook, params)
     target = out_dir / notebook.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    for_kernel = {"TOYSUP_RECORDS": str(records), "TOYSUP_KEY": key}   # the kernel inherits them
+    for_kernel = {"TOYSUP_RECORDS": str(records), "TOYSUP_KEY": key,   # the kernel inherits them
+                  **tool_environment()}
     before = {name: os.environ.get(name) for name in for_kernel}
     os.environ.update(for_kernel)
     failure = None
@@ -213,7 +268,14 @@ def reproduce(out: Path, spec: dict[str, dict[str, Any]], *, only: list[str] | N
     if only and len(selected) != len(set(only)):
         known = [nb.stem for nb in chapters()]
         raise ValueError(f"--only names unknown chapter(s) {sorted(set(only) - set(known))}; known: {known}")
-    plan = {nb: chapter_params(nb, spec) for nb in selected}
+    plan, problems = {}, []
+    for nb in selected:                  # every chapter checked, every problem named, before any runs
+        try:
+            plan[nb] = chapter_params(nb, spec)
+        except ValueError as err:
+            problems.append(str(err))
+    if problems:
+        raise ValueError("bad parameters, nothing was run:\n  " + "\n  ".join(problems))
     state_file = out / "state.json"
     with storage.locked(state_file, waiting=f"waiting for the other run on {shown(out)} to finish"):
         return _run(out, plan, load_state(state_file), force=force, keep_going=keep_going, build=build)
@@ -293,11 +355,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="after a failed chapter run the rest and build the book anyway")
     parser.add_argument("--no-build", action="store_true", help="execute the chapters only")
     parser.add_argument("--out", type=Path, help="build folder (default _build, or _build/fast)")
+    parser.add_argument("--parameter-tables", action="store_true",
+                        help="print every chapter's parameter table (Markdown) and exit")
     args = parser.parse_args(argv)
+    if args.parameter_tables:
+        print(parameter_tables())
+        return 0
     out = args.out or BUILD / ("fast" if args.fast else "")
-    spec = load_spec(args.params, fast=args.fast)
-    return reproduce(out.resolve(), spec, only=args.only, force=args.force,
-                     keep_going=args.keep_going, build=not args.no_build)
+    try:
+        spec = load_spec(args.params, fast=args.fast)
+        return reproduce(out.resolve(), spec, only=args.only, force=args.force,
+                         keep_going=args.keep_going, build=not args.no_build)
+    except ValueError as err:        # a bad parameter, file or chapter name: nothing has run
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,8 +1,15 @@
 """The reproduction scorecard: every check of a chapter is recorded and enforced by the same call.
 
     card = Scorecard("01_toy_model", sizes, seed=seed, device=device)
-    card.assert_between("R2", "mean diagonal of W", s.diag_mean, 1.1, 1.4)
-    card.assert_at_most("R12", "trained linear models on v(1-r): worst |loss/v(1-r) - 1|", dev, 0.03)
+    card.assert_between("R2", "mean diagonal of W", s.diag_mean, 1.1, 1.4, kind="evidence")
+    card.assert_at_most("R12", "trained linear models on v(1-r): worst |loss/v(1-r) - 1|", dev, 0.03,
+                        kind="evidence")
+
+Every check says its kind (``KINDS``), chosen by asking which plausible mistake would make it fail:
+"evidence" (a mistake in the code or a false claim in the paper would), "regression" (agreement with
+reference values computed elsewhere from the same reconstructed equations: it catches a change in the
+code, not an error shared with the reference), "consistency" (holds by construction: an identity, a
+bound the method guarantees, a restatement that small models always satisfy; a sanity check only).
 
 Each call prints one line (PASS/FAIL, measured against expected), appends a record to the chapter's
 JSON file and raises AssertionError if the check fails — after writing the record, so a failed claim
@@ -17,8 +24,8 @@ creates its Scorecard (so a rerun never keeps a stale check), each time atomical
 ``outputs/records`` of the repository: a chapter run by hand never writes where ``make book`` reads.
 
 File layout: {"chapter", "key", "mode", "sizes", "seed", "device", "machine", "torch", "started",
-"checks": [{"claim", "statement", "measured", "expected", "tolerance", "status"}, ...]} with status
-"pass", "fail" or "deviation"; "key" is ``$TOYSUP_KEY``, the chapter key ``toysup.book.reproduce``
+"checks": [{"claim", "statement", "kind", "measured", "expected", "tolerance", "status"}, ...]} with
+status "pass", "fail" or "deviation" and kind one of ``KINDS``; "key" is ``$TOYSUP_KEY``, the chapter key ``toysup.book.reproduce``
 executes under (null for a run by hand), which it compares before reusing the records.
 """
 import json
@@ -36,6 +43,7 @@ import torch
 from toysup import paths, storage
 
 STATUSES = ("pass", "fail", "deviation")
+KINDS = ("evidence", "regression", "consistency")
 
 
 def records_dir() -> Path:
@@ -130,79 +138,88 @@ class Scorecard:
         storage.write_text(self.path, json.dumps(self.record, indent=1, ensure_ascii=False))
 
     def _add(self, claim: str, statement: str, measured: Any, expected: Any, tolerance: str,
-             status: str) -> None:
-        entry = {"claim": claim, "statement": statement, "measured": _show(measured),
+             status: str, kind: str) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        entry = {"claim": claim, "statement": statement, "kind": kind, "measured": _show(measured),
                  "expected": _show(expected), "tolerance": tolerance, "status": status}
         self.record["checks"].append(entry)
         self._write()
         label = {"pass": "PASS", "fail": "FAIL", "deviation": "NOT REPRODUCED"}[status]
         tol = f" ({tolerance})" if tolerance else ""
-        print(f"{label:5s} {claim} {statement}: measured {entry['measured']}, "
+        print(f"{label:5s} [{kind}] {claim} {statement}: measured {entry['measured']}, "
               f"expected {entry['expected']}{tol}")
 
     def assert_that(self, claim: str, statement: str, measured: Any, expected: Any, passed: bool, *,
-              tolerance: str = "") -> None:
+                    kind: str, tolerance: str = "") -> None:
         """Record a check whose condition the caller computed; raise AssertionError if not passed.
 
         claim: the spec's id ("R3b", "§2.4"); statement: the claim in one line; measured, expected:
-        numbers or text; tolerance: how far from ``expected`` still passes, in words ("10 %").
+        numbers or text; kind: one of ``KINDS``; tolerance: how far from ``expected`` still passes, in
+        words ("10 %"). With ``$TOYSUP_RECORD_ONLY=1`` (the mutation run, toysup/book/mutants.py) a
+        failed check is recorded and printed but does not raise, so every check of the chapter runs.
         """
         ok = bool(passed)
-        self._add(claim, statement, measured, expected, tolerance, "pass" if ok else "fail")
-        if not ok:
+        self._add(claim, statement, measured, expected, tolerance, "pass" if ok else "fail", kind)
+        if not ok and os.environ.get("TOYSUP_RECORD_ONLY") != "1":
             raise AssertionError(f"{claim} {statement}: measured {_show(measured)}, expected "
                                  f"{_show(expected)}{' (' + tolerance + ')' if tolerance else ''}")
 
-    def assert_between(self, claim: str, statement: str, measured: float, low: float, high: float) -> None:
+    def assert_between(self, claim: str, statement: str, measured: float, low: float, high: float, *,
+                       kind: str) -> None:
         """Pass if low <= measured <= high."""
         shown, low_text, high_text = _texts(measured, low, high)
-        self.assert_that(claim, statement, shown, f"in [{low_text}, {high_text}]", low <= measured <= high)
+        self.assert_that(claim, statement, shown, f"in [{low_text}, {high_text}]", low <= measured <= high,
+                         kind=kind)
 
-    def assert_at_most(self, claim: str, statement: str, measured: float, bound: float, *,
-                strict: bool = False) -> None:
+    def assert_at_most(self, claim: str, statement: str, measured: float, bound: float, *, kind: str,
+                       strict: bool = False) -> None:
         """Pass if measured <= bound (< with ``strict``)."""
         shown, bound_text = _texts(measured, bound)
         self.assert_that(claim, statement, shown, f"{'<' if strict else '<='} {bound_text}",
-                   measured < bound if strict else measured <= bound)
+                         measured < bound if strict else measured <= bound, kind=kind)
 
-    def assert_at_least(self, claim: str, statement: str, measured: float, bound: float, *,
-                 strict: bool = False) -> None:
+    def assert_at_least(self, claim: str, statement: str, measured: float, bound: float, *, kind: str,
+                        strict: bool = False) -> None:
         """Pass if measured >= bound (> with ``strict``)."""
         shown, bound_text = _texts(measured, bound)
         self.assert_that(claim, statement, shown, f"{'>' if strict else '>='} {bound_text}",
-                   measured > bound if strict else measured >= bound)
+                         measured > bound if strict else measured >= bound, kind=kind)
 
     def assert_close(self, claim: str, statement: str, measured: float, target: float, *,
-              rel: float) -> None:
+                     rel: float, kind: str) -> None:
         """Pass if |measured / target - 1| <= rel (target must be non-zero)."""
         if target == 0:
             raise ValueError("target must be non-zero for a relative tolerance; use at_most on |x|")
         dev = measured / target - 1
         self.assert_that(claim, statement, f"{measured:.6g} ({dev:+.2e} relative)", f"{target:.6g}",
-                   abs(dev) <= rel, tolerance=f"within {rel:.3g} relative")
+                         abs(dev) <= rel, kind=kind, tolerance=f"within {rel:.3g} relative")
 
-    def deviation(self, claim: str, statement: str, measured: Any, expected: Any, reason: str) -> None:
+    def deviation(self, claim: str, statement: str, measured: Any, expected: Any, reason: str, *,
+                  kind: str) -> None:
         """Record a known non-reproduction (shown as such on the scorecard, asserts nothing).
 
-        reason: one line on why, pointing to the chapter's explanation.
+        reason: one line on why, pointing to the chapter's explanation; kind: what the check would be
+        if it were asserted (one of ``KINDS``).
         """
-        self._add(claim, statement, measured, expected, reason, "deviation")
+        self._add(claim, statement, measured, expected, reason, "deviation", kind)
 
     def known_deviation(self, claim: str, statement: str, measured: Any, expected: Any, passed: bool, *,
-                        reason: str) -> bool:
+                        reason: str, kind: str) -> bool:
         """A claim that the chapter shows does not always reproduce at its sizes: recorded as "pass"
         when ``passed``, else as a deviation with ``reason``; asserts nothing. Returns ``passed``.
         Pair it with an enforced check of what does hold (a trend, a weaker bound)."""
         ok = bool(passed)
         if ok:
-            self._add(claim, statement, measured, expected, "", "pass")
+            self._add(claim, statement, measured, expected, "", "pass", kind)
         else:
-            self.deviation(claim, statement, measured, expected, reason)
+            self.deviation(claim, statement, measured, expected, reason, kind=kind)
         return ok
 
     def summary(self) -> str:
-        """One line: how many checks passed, and the deviations recorded."""
+        """One line: how many checks passed (and of them how many are evidence), and the deviations."""
         counts = {s: sum(c["status"] == s for c in self.checks) for s in STATUSES}
-        return (f"{self.record['chapter']} ({self.record['mode']}): {counts['pass']} checks pass, "
-                f"{counts['fail']} fail, {counts['deviation']} known deviations recorded in "
-                f"{paths.shown(self.path)}")
+        evidence = sum(c["status"] == "pass" and c["kind"] == "evidence" for c in self.checks)
+        return (f"{self.record['chapter']} ({self.record['mode']}): {counts['pass']} checks pass "
+                f"({evidence} of them evidence), {counts['fail']} fail, {counts['deviation']} known "
+                f"deviations recorded in {paths.shown(self.path)}")

@@ -136,7 +136,8 @@ def cached_fit(model_cfg: AutoencoderConfig, feature_prob: float | Sequence[floa
             params = AutoencoderParams(model_cfg, enc, dec, stored["b"].to(dev), extra)
             _report("reused", path)
             return TrainResult(params=params, history=stored["history"],
-                               seeds=[int(s) for s in stored["seeds"].tolist()])
+                               seeds=[int(s) for s in stored["seeds"].tolist()],
+                               plateau_steps=stored.get("plateau_steps"))
         result = fit(model_cfg, feature_prob, train_cfg, seed=seed, device=dev, progress=progress)
         params = result.params
         payload = {"encoder": params.encoder.detach().cpu(), "b": params.b.detach().cpu(),
@@ -145,6 +146,8 @@ def cached_fit(model_cfg: AutoencoderConfig, feature_prob: float | Sequence[floa
                    "record": record_json}
         if not model_cfg.tied:
             payload["decoder"] = params.decoder.detach().cpu()
+        if result.plateau_steps is not None:
+            payload["plateau_steps"] = result.plateau_steps
         storage.atomic_write(path, lambda file: torch.save(payload, file))
     _report("trained", path)
     return result

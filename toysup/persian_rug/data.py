@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from numbers import Integral
 
 import torch
 from torch import Tensor
@@ -109,7 +110,11 @@ def instance_probs(feature_prob: float | Sequence[float] | Tensor, n_instances: 
 
 
 def make_generators(seeds: list[int], device: torch.device) -> list[torch.Generator]:
-    """One torch.Generator per instance, seeded with that instance's seed."""
+    """One torch.Generator per instance, seeded with that instance's seed: an integer (Python or
+    numpy) in [0, 2**64 - 1], torch's range; else ValueError naming ``seeds``."""
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, Integral) or not 0 <= s < 2**64]
+    if bad:
+        raise ValueError(f"seeds must be integers in [0, 2**64 - 1], got {bad[0]!r}")
     return [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
 
 

@@ -57,8 +57,8 @@ class AutoencoderConfig:
                 checks.positive_int("n_kept", value, maximum=self.n_features)
             object.__setattr__(self, "n_kept", kept)
         elif self.n_kept is not None:
-            raise ValueError(f"n_kept is TopK's K and must be None for activation "
-                             f"{self.activation!r}, got {self.n_kept!r}")
+            raise ValueError(f"n_kept must be None for activation {self.activation!r} (it is TopK's K), "
+                             f"got {self.n_kept!r}")
 
     @property
     def ratio(self) -> float:

@@ -34,7 +34,11 @@ def power_of_two(name: str, n: int) -> int:
 def check_rows(n_features: int, rows: Tensor) -> Tensor:
     """``rows`` as an (m,) int64 tensor of distinct indices in [0, n); else ValueError naming it."""
     power_of_two("n_features", n_features)
-    rows = torch.as_tensor(rows, dtype=torch.int64).reshape(-1)
+    given = torch.as_tensor(rows)
+    if given.is_floating_point() or given.is_complex() or given.dtype == torch.bool:
+        raise ValueError(f"rows must be integer indices in [0, {n_features - 1}], got {given.dtype} values "
+                         f"{given.reshape(-1).tolist()[:8]}")
+    rows = given.to(torch.int64).reshape(-1)
     if rows.numel() == 0 or rows.min() < 0 or rows.max() >= n_features:
         raise ValueError(f"rows must be non-empty indices in [0, {n_features - 1}], got {rows.tolist()}")
     if rows.unique().numel() != rows.numel():

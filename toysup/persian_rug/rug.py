@@ -294,6 +294,8 @@ def samples_for(n_features: int, feature_prob: float, n_entries: int) -> int:
     The loss at small p is set by rare false positives, so the sample grows like 1/p below
     p = 0.045 (spec §7: at least 1e5·(0.01/p) entries; n_entries = 2^21 gives 9.4e6 at p = 0.01).
     """
+    checks.positive_int("n_features", n_features)
+    checks.unit_interval("feature_prob", feature_prob)
     checks.positive_int("n_entries", n_entries)
     return max(2, math.ceil(n_entries * max(1.0, P_REFERENCE / feature_prob) / n_features))
 

@@ -56,15 +56,19 @@ def train_runs(n_features: Sequence[int], probs: Sequence[float], ratios: Sequen
 
 def held_out(runs: dict[RunKey, TrainResult], probs: Sequence[float], *,
              n_eval: int = 40_960) -> pd.DataFrame:
-    """One row per (n, r, p): n, r (nominal), r_real (= m/n), m, p, and the held-out loss with its
-    standard error (``evaluate.expected_loss`` on n_eval samples)."""
+    """One row per (n, r, p): n, r (nominal), r_real (= m/n), m, p, the held-out loss with its
+    standard error (``evaluate.expected_loss`` on n_eval samples), and the steps trained with the
+    convergence criterion at the last (``TrainResult.plateau_gain``: the smoothed loss's relative
+    fall over the last quarter of the steps)."""
     frames = []
     for (n, r), result in runs.items():
         params = result.params
         loss, se = evaluate.expected_loss(params, probs, n_samples=n_eval)
         frames.append(pd.DataFrame({"n": n, "r": r, "r_real": params.config.ratio,
                                     "m": params.config.d_hidden, "p": list(probs),
-                                    "loss": loss.double().numpy(), "stderr": se.double().numpy()}))
+                                    "loss": loss.double().numpy(), "stderr": se.double().numpy(),
+                                    "steps": result.steps.numpy(),
+                                    "plateau_gain": result.plateau_gain().numpy()}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -266,7 +270,7 @@ def size_trend_figure(table: pd.DataFrame, probs: Sequence[float], columns: Mapp
             slope = size_exponent(table, column, p=p, r=r)
             line = rows[column].iloc[0] * (rows["n"] / rows["n"].iloc[0]) ** slope
             plotting.measured_vs_theory(ax, rows["n"], rows[column], line,
-                                        label=f"{label}, slope {slope:+.2f}", color=color)
+                                        label=f"{label}, slope {slope:+.2f}", color=color, line="fit")
         ax.set(xscale="log", yscale="log", xlabel="features $n$", title=f"p = {p}, r = {r}")
     axes[0][0].set_ylabel("variance across rows")
     axes[0][-1].legend(frameon=False, fontsize=7, loc="lower left")

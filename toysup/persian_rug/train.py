@@ -13,10 +13,14 @@ over ``n_steps``. The paper itself used a constant lr = 3e-3/√n for up to 45,0
 
 Convergence criterion (``plateau_gain``): at step t let S(u) be the mean minibatch loss of the t/8
 steps before step u; an instance has converged once S(3t/4) − S(t) < ``plateau``·S(t), i.e. the last
-quarter of its steps improved its smoothed loss by less than that fraction. Checked every
-``check_every`` steps from t = 4·check_every on; ``n_steps`` is then the cap. Divergence (a non-finite
-loss, or one above ``DIVERGED`` times the instance's first loss) stops training with an error naming
-the instance and the step.
+quarter of its steps improved its smoothed loss by less than that fraction. With ``plateau`` set,
+every instance trains at the constant lr₀ (the paper's protocol) and the criterion is checked every
+``check_every`` steps from t = 4·check_every on; an instance that meets it at step t (or reaches the cap
+``n_steps`` without, ``TrainResult.plateau_steps`` = −1) then anneals on its own, cosine from lr₀ to
+``final_lr_fraction``·lr₀ over ⌈``ANNEAL_FRACTION``·t⌉ more steps, and stops. Instances that share a
+learning rate train as one group (one Adam, one batched tensor); a group splits when some of its
+instances leave the constant phase. Divergence (a non-finite loss, or one above ``DIVERGED`` times
+the instance's first loss) stops training with an error naming the instance and the step.
 """
 import math
 from collections.abc import Sequence
@@ -33,6 +37,8 @@ from toysup.persian_rug.model import AutoencoderConfig, AutoencoderParams, init_
 
 DIVERGED = 100.0        # a loss this many times the instance's first-step loss counts as divergence
 BLOCK_FLOATS = 2 ** 18  # floats (1 MiB) of one block's dense pre-activation, see ``instance_blocks``
+ANNEAL_FRACTION = 0.25  # with TrainConfig.plateau, the anneal after step t takes ⌈0.25·t⌉ steps
+CONVERGED = 0.005       # the book's convergence threshold: plateau_gain below it counts as converged
 
 
 class TrainingDiverged(RuntimeError):
@@ -43,8 +49,9 @@ class TrainingDiverged(RuntimeError):
 class TrainConfig:
     """Optimiser and schedule; ``lr0=None`` means the spec's 1e-3·√(512/n).
 
-    plateau: None trains every instance ``n_steps`` steps; a fraction in (0, 1) stops each instance
-    once ``plateau_gain`` falls below it (``n_steps`` is then the cap; the schedule is the same).
+    plateau: None trains every instance ``n_steps`` steps on the cosine ``schedule``; a fraction in
+    (0, 1) trains each instance at constant lr₀ until ``plateau_gain`` falls below it (``n_steps`` is
+    then the cap), then anneals it (module docstring): at most ``total_steps`` steps.
     """
 
     n_steps: int = 3000
@@ -60,14 +67,14 @@ class TrainConfig:
         checks.positive_int("n_steps", self.n_steps)
         checks.positive_int("batch", self.batch)
         checks.positive_int("check_every", self.check_every)
-        if self.lr0 is not None and not (math.isfinite(self.lr0) and self.lr0 > 0):
-            raise ValueError(f"lr0 must be a finite number > 0 (or None for 1e-3*sqrt(512/n)), "
-                             f"got {self.lr0!r}")
+        if self.lr0 is not None:
+            checks.finite_float("lr0", self.lr0, low=0, open_low=True)
         checks.unit_interval("final_lr_fraction", self.final_lr_fraction, closed_low=True)
-        if len(self.betas) != 2 or not all(0 <= beta < 1 for beta in self.betas):
+        if len(self.betas) != 2:
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
-        if not (math.isfinite(self.eps) and self.eps > 0):
-            raise ValueError(f"eps must be a finite number > 0, got {self.eps!r}")
+        for beta in self.betas:
+            checks.finite_float("betas", beta, low=0, high=1, open_high=True)
+        checks.finite_float("eps", self.eps, low=0, open_low=True)
         if self.plateau is not None and not 0 < self.plateau < 1:
             raise ValueError(f"plateau must lie in (0, 1) (or None: train n_steps), got {self.plateau!r}")
 
@@ -75,10 +82,18 @@ class TrainConfig:
         """lr₀ for models with n features."""
         return self.lr0 if self.lr0 is not None else 1e-3 * math.sqrt(512 / n_features)
 
-    def schedule(self, step: int) -> float:
-        """Multiplier of lr₀ at ``step`` (0-based): cosine from 1 to ``final_lr_fraction``."""
+    def schedule(self, step: int, length: int | None = None) -> float:
+        """Multiplier of lr₀ at ``step`` (0-based) of a cosine anneal from 1 to ``final_lr_fraction``
+        over ``length`` steps (default ``n_steps``, the whole run without ``plateau``)."""
         f = self.final_lr_fraction
-        return f + (1 - f) * 0.5 * (1 + math.cos(math.pi * step / self.n_steps))
+        return f + (1 - f) * 0.5 * (1 + math.cos(math.pi * step / (length or self.n_steps)))
+
+    @property
+    def total_steps(self) -> int:
+        """The most steps an instance can train: ``n_steps``, plus the anneal with ``plateau``."""
+        if self.plateau is None:
+            return self.n_steps
+        return self.n_steps + math.ceil(ANNEAL_FRACTION * self.n_steps)
 
 
 def plateau_gain(history: Tensor, steps: Tensor) -> Tensor:
@@ -105,11 +120,14 @@ class TrainResult:
     """Trained parameters, the per-step minibatch loss of every instance, and the seeds used.
 
     history is NaN after an instance stopped (``TrainConfig.plateau``); ``steps`` counts its steps.
+    plateau_steps (with ``TrainConfig.plateau`` only): the step at which each instance met the
+    convergence criterion, −1 where it reached the cap without.
     """
 
     params: AutoencoderParams
-    history: Tensor          # (n_steps, k), float32, on the CPU
+    history: Tensor          # (total_steps, k), float32, on the CPU
     seeds: list[int]
+    plateau_steps: Tensor | None = None   # (k,) int64
 
     @property
     def steps(self) -> Tensor:
@@ -127,28 +145,41 @@ def spawn_seeds(seed: int, n_instances: int) -> list[int]:
     return [int(c.generate_state(1, dtype=np.uint64)[0] >> 1) for c in children]
 
 
-def _check_finite(history: Tensor, rows: slice, active: list[int], seeds: list[int], p: Tensor,
-                  lr0: float) -> None:
-    """Raise TrainingDiverged for the first active instance whose loss in ``rows`` diverged."""
-    block = history[rows][:, active].cpu()
-    first = history[0, active].cpu()
-    bad = ~block.isfinite() | (block > DIVERGED * first)
+def _check_diverged(loss: Tensor, first: Tensor, members: list[int], step: int, seeds: list[int],
+                    p: Tensor, lr0: float) -> None:
+    """Raise TrainingDiverged for the first of ``members`` whose ``loss`` (at ``step``) is not finite
+    or above ``DIVERGED`` times its ``first`` loss."""
+    bad = ~loss.isfinite() | (loss > DIVERGED * first)
     if bool(bad.any()):
-        row, col = (int(v) for v in bad.nonzero()[0])
-        i = active[col]
+        j = int(bad.nonzero()[0, 0])
+        i = members[j]
         raise TrainingDiverged(
-            f"instance {i} (seed {seeds[i]}, feature_prob {float(p[i]):.4g}) diverged at step "
-            f"{rows.start + row}: loss {float(block[row, col]):.4g} (first loss "
-            f"{float(first[col]):.4g}, lr0 {lr0:.3g}); lower lr0")
+            f"instance {i} (seed {seeds[i]}, feature_prob {float(p[i]):.4g}) diverged at step {step}: "
+            f"loss {float(loss[j]):.4g} (first loss {float(first[j]):.4g}, lr0 {lr0:.3g}); lower lr0")
 
 
-def _adam(tensors: list[Tensor], train: TrainConfig, lr: float,
-          state: list[dict[str, Tensor]] | None = None) -> torch.optim.Adam:
-    """Fused Adam over ``tensors``, optionally resuming from per-tensor ``state`` (same order)."""
-    opt = torch.optim.Adam(tensors, lr=lr, betas=train.betas, eps=train.eps, fused=True)
-    for tensor, saved in zip(tensors, state or []):
-        opt.state[tensor] = saved
-    return opt
+@dataclass(eq=False)
+class _Group:
+    """Instances that share a learning rate: the constant phase (``length`` 0) or a cosine anneal
+    from step ``start`` over ``length`` steps. ``members`` are the instances' indices in ``fit``."""
+
+    params: AutoencoderParams
+    opt: torch.optim.Adam
+    members: list[int]
+    start: int
+    length: int
+
+    def split(self, local: list[int], start: int, length: int, train: TrainConfig) -> "_Group":
+        """The members ``local`` (positions in ``members``) as a group of their own, with their
+        Adam state."""
+        params = self.params.select(local)
+        opt = torch.optim.Adam(params.tensors(), lr=self.opt.param_groups[0]["lr"], betas=train.betas,
+                               eps=train.eps, fused=True)
+        for old, new in zip(self.params.tensors(), params.tensors()):
+            state = self.opt.state[old]
+            opt.state[new] = {"step": state["step"].clone(), "exp_avg": state["exp_avg"][local],
+                              "exp_avg_sq": state["exp_avg_sq"][local]}
+        return _Group(params, opt, [self.members[j] for j in local], start, length)
 
 
 def instance_blocks(n_instances: int, batch: int, n_features: int) -> list[slice]:
@@ -193,51 +224,57 @@ def fit(model: AutoencoderConfig, feature_prob: float | Sequence[float] | Tensor
     k = model.n_instances
     p = instance_probs(feature_prob, k)
     if isinstance(seed, Sequence):
-        seeds = [checks.seed("seed", s) for s in seed]
+        seeds = [checks.instance_seed("seed", s) for s in seed]
     else:
         seeds = spawn_seeds(checks.seed("seed", seed), k)
     if len(seeds) != k:
         raise ValueError(f"seed must be an int or hold n_instances={k} seeds, got {len(seeds)}")
     data_gens = make_generators([s + 1 for s in seeds], dev)
-    final = init_params(model, make_generators(seeds, dev))
-    params, active = final, list(range(k))
-    out = [t.clone() for t in final.tensors()]
+    initial = init_params(model, make_generators(seeds, dev))
+    out = [t.clone() for t in initial.tensors()]
     lr0 = train.learning_rate(model.n_features)
-    opt = _adam(params.tensors(), train, lr0)
-    history = torch.full((train.n_steps, k), math.nan, device=dev)
-    bar = tqdm(range(train.n_steps), desc=f"train n={model.n_features} m={model.d_hidden} k={k}",
+    opt = torch.optim.Adam(initial.tensors(), lr=lr0, betas=train.betas, eps=train.eps, fused=True)
+    groups = [_Group(initial, opt, list(range(k)), 0, train.n_steps if train.plateau is None else 0)]
+    plateau_steps = torch.full((k,), -1, dtype=torch.int64)
+    history = torch.full((train.total_steps, k), math.nan, device=dev)
+    bar = tqdm(range(train.total_steps), desc=f"train n={model.n_features} m={model.d_hidden} k={k}",
                disable=not progress, mininterval=1.0)
-    checked = 0
     with torch.no_grad():
         for step in bar:
-            loss = _blocked_step(params, p[active], [data_gens[i] for i in active], train.batch)
-            opt.param_groups[0]["lr"] = lr0 * train.schedule(step)
-            opt.step()
-            history[step, active] = loss
+            for group in groups:
+                loss = _blocked_step(group.params, p[group.members], [data_gens[i] for i in group.members],
+                                     train.batch)
+                anneal = train.schedule(step - group.start, group.length) if group.length else 1.0
+                group.opt.param_groups[0]["lr"] = lr0 * anneal
+                group.opt.step()
+                history[step, group.members] = loss
+                _check_diverged(loss, history[0, group.members], group.members, step, seeds, p, lr0)
             done = step + 1
-            if done % train.check_every and done < train.n_steps:
-                continue
-            _check_finite(history, slice(checked, done), active, seeds, p, lr0)
-            checked = done
-            if progress:
-                bar.set_postfix(mean_loss=f"{loss.mean().item():.3e}", active=len(active), refresh=False)
-            if train.plateau is None or done < 4 * train.check_every:
-                continue
-            gain = plateau_gain(history[:, active], torch.full((len(active),), done))
-            stop = [j for j in range(len(active)) if gain[j] < train.plateau]
-            if not stop:
-                continue
-            for t, full in zip(params.tensors(), out):
-                full[[active[j] for j in stop]] = t[stop]
-            keep = [j for j in range(len(active)) if j not in stop]
-            if not keep:
+            for group in [g for g in groups if g.length and done - g.start == g.length]:
+                for t, full in zip(group.params.tensors(), out):
+                    full[group.members] = t
+                groups.remove(group)
+            if not groups:
                 break
-            state = [{"step": opt.state[t]["step"], "exp_avg": opt.state[t]["exp_avg"][keep],
-                      "exp_avg_sq": opt.state[t]["exp_avg_sq"][keep]} for t in params.tensors()]
-            params, active = params.select(keep), [active[j] for j in keep]
-            opt = _adam(params.tensors(), train, lr0, state)
-        else:
-            for t, full in zip(params.tensors(), out):
-                full[active] = t
+            if done % train.check_every and done != train.n_steps:
+                continue
+            if progress:
+                bar.set_postfix(mean_loss=f"{history[step].nanmean().item():.3e}",
+                                training=sum(len(g.members) for g in groups), refresh=False)
+            constant = next((g for g in groups if g.length == 0), None)
+            if constant is None or done < 4 * train.check_every:
+                continue
+            gain = plateau_gain(history[:, constant.members], torch.full((len(constant.members),), done))
+            met = gain < train.plateau
+            leaving = [j for j in range(len(constant.members)) if met[j] or done >= train.n_steps]
+            if not leaving:
+                continue
+            plateau_steps[[constant.members[j] for j in leaving if met[j]]] = done
+            groups.append(constant.split(leaving, done, math.ceil(ANNEAL_FRACTION * done), train))
+            groups.remove(constant)
+            staying = [j for j in range(len(constant.members)) if j not in leaving]
+            if staying:
+                groups.append(constant.split(staying, 0, 0, train))
     bar.close()
-    return TrainResult(params=final.with_tensors(out), history=history.cpu(), seeds=seeds)
+    return TrainResult(params=initial.with_tensors(out), history=history.cpu(), seeds=seeds,
+                       plateau_steps=None if train.plateau is None else plateau_steps)

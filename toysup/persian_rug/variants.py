@@ -122,7 +122,8 @@ def train_variants(n_features: int, ratio: float, probs: Sequence[float], n_seed
     ``seed`` (so seed j, p_l gets the same initial W_in, W_out, b and the same data stream in every
     variant). TopK keeps K = round(p·n) units (``activations.kept_from_prob``).
     Columns: variant, seed, p, r, loss, stderr, a_mean, sigma_over_a (sqrt(mean_i σ_i²) / mean_i a_i),
-    dead, row_bound, loss_over_bound, threshold_mean (JumpReLU θ, else NaN), n_kept (TopK, else NaN).
+    dead, row_bound, loss_over_bound, threshold_mean (JumpReLU θ, else NaN), n_kept (TopK, else NaN),
+    steps and plateau_gain (the convergence criterion, ``train.TrainResult.plateau_gain``).
     """
     m = hidden_width(n_features, ratio)
     inst_probs = [p for _ in range(n_seeds) for p in probs]
@@ -140,6 +141,7 @@ def train_variants(n_features: int, ratio: float, probs: Sequence[float], n_seed
         diag = torch.diagonal(W, dim1=1, dim2=2).numpy()
         dead = stats.dead_fraction(W).numpy()
         theta = fit.params.extra.get("threshold")
+        gain = fit.plateau_gain().numpy()
         for i, p in enumerate(inst_probs):
             bound = mmse.row_bound(p, diag[i], sigma[i]).mean()
             rows.append(dict(
@@ -148,7 +150,8 @@ def train_variants(n_features: int, ratio: float, probs: Sequence[float], n_seed
                 sigma_over_a=float(np.sqrt(np.mean(sigma[i] ** 2)) / diag[i].mean()),
                 dead=float(dead[i]), row_bound=float(bound), loss_over_bound=float(loss[i]) / bound,
                 threshold_mean=float(theta[i].mean()) if theta is not None else np.nan,
-                n_kept=kept[i] if kept is not None else np.nan))
+                n_kept=kept[i] if kept is not None else np.nan, steps=int(fit.steps[i]),
+                plateau_gain=float(gain[i])))
     return pd.DataFrame(rows)
 
 
