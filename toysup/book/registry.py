@@ -41,15 +41,16 @@ def claim(*required: str, optional: tuple[str, ...] = (), may_deviate: bool = Fa
 
 E, R, C = KINDS
 EXPECTED: dict[str, dict[str, Claim]] = {
-    "01_toy_model": {"R2": claim(E, C), "R12": claim(E, may_deviate=True)},
+    "01_toy_model": {"R2": claim(E, C), "R12": claim(E, may_deviate=True), "§3.2": claim(C, optional=(E,), may_deviate=True)},
     "02_symmetry": {
         "R3a": claim(E), "R3b": claim(E), "R3c": claim(E, may_deviate=True),
         "R4": claim(E, optional=(C,)), "R5": claim(E, optional=(C,)),
-        "R6": claim(E, C, may_deviate=True), "R14": claim(E), "R9b": claim(E)},
+        "R6": claim(E, C, may_deviate=True), "R14": claim(E), "R9b": claim(E),
+        "§3.2": claim(C, optional=(E,), may_deviate=True)},
     "03_analytic_loss": {
         "R6": claim(E), "R7 (i)": claim(C), "R7 (ii)": claim(E), "R7 (iii)": claim(R),
         "R12": claim(C), "R1 (d)": claim(E, may_deviate=True), "R10": claim(R, E)},
-    "04_activations": {"R11": claim(R, E)},
+    "04_activations": {"R11": claim(R, E), "§3.2": claim(C, optional=(E,), may_deviate=True)},
     "05_persian_rug": {"R8": claim(C), "R9a": claim(E, C, may_deviate=True), "R12": claim(C),
                        "R13": claim(C)},
     "10_uand_basis": {"§2.4": claim(E, C), "§1.3": claim(E, C, may_deviate=True), "§2.3": claim(E),
