@@ -23,7 +23,11 @@ of the on features of T inputs; pre-activations and activations (T, d_hidden) fl
 
 Nothing here builds an m x m matrix or the read-off vectors of all pairs: pre-activations are
 B[:, active].sum (basis) or (x^T Phi) B^T (superposed), and read-offs are computed only for the
-sampled tuples, from masks B[:, i] & B[:, j] of shape (d, T, P).
+sampled tuples, from masks B[:, i] & B[:, j] of shape (d, T, P). B is U < p for keys U ~ U[0, 1)
+(``connection_keys``), so networks of several densities can share one draw. Each column of Phi comes
+from its own generator (``embedding_columns``), so any subset of features can be embedded alone and
+``embedding_gram`` builds Phi^T Phi_F in chunks of features without ever holding Phi whole
+(``toysup.cis.epsilon`` uses that for the worst-case error and the search over d).
 """
 import math
 
