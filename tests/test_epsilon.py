@@ -193,3 +193,18 @@ def test_gaussian_max_theory_matches_the_maximum_of_gaussian_samples():
     e = np.abs(rng.standard_normal((200, 20000)))
     predicted = epsilon.gaussian_max_theory(e.mean(), 20000)
     assert e.max(1).mean() == pytest.approx(float(predicted), rel=0.08)
+
+
+def test_local_readout_equals_the_full_forward_pass():
+    """Pre-activations only at the neurons a tuple reads give the same read-offs as all of them."""
+    m, d, d0 = 80, 120, 40
+    B = uand.connection_matrix(m, d, 0.25, torch.Generator().manual_seed(4))
+    Phi = uand.feature_embedding(m, d0, seed=6)
+    active = uand.sample_distinct(10, m, 3, torch.Generator().manual_seed(7))
+    tuples = epsilon.candidate_pairs(m, 10 * 4, seed=8).reshape(10, 4, 2)
+    x = uand.embed(Phi, active)
+    local, counts = epsilon.local_readout(B, B.T.contiguous(), x @ Phi, tuples)
+    full, full_counts = uand.and_readout(uand.activation(uand.preactivation_superposed(B, Phi, x), -1.0),
+                                         B, tuples)
+    torch.testing.assert_close(local, full, atol=1e-5, rtol=0)
+    assert torch.equal(counts, full_counts)
