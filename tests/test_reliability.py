@@ -155,7 +155,7 @@ while Path("hold").exists():        # the test kills the run here
     time.sleep(0.05)
 from toysup.book import scorecard
 card = scorecard.Scorecard("01_slow", sizes, seed=seed, device=device)
-card.assert_at_most("T1", "one is at most the threshold", 1.0, threshold)'''
+card.assert_at_most("T1", "one is at most the threshold", 1.0, threshold, kind="consistency")'''
 RUN = '''import sys
 from pathlib import Path
 from toysup.book import reproduce
