@@ -14,11 +14,14 @@ Sections (each prints one table; times are the fastest of ``--repeats`` timed ru
               (the backward products need only those).
   profile     one step's parts at n = 1024 after 1,000 steps, and the parts a sparse backward pass
               would replace them with (compacting the active outputs, building CSR matrices).
+  input       ms per loss_and_grads call on the sparse and on the dense input path (model.residual)
+              at n = 256…2048, r = 0.05 and 0.25, p = 0.01…0.4, one instance: where DENSE_INPUT (the
+              density above which the dense path runs) comes from.
   target      wall time for the held-out loss that ``fit``'s default (3,000 steps) reaches, with the
               paper's protocol (constant lr 3e-3/√n, Adam, fresh batch each step) — long.
   plateau     steps the convergence criterion (TrainConfig.plateau = 0.005) chooses at several n — long.
 
-Run:  .venv/bin/python bench/train_throughput.py [throughput profile target plateau] [--threads 2]
+Run:  .venv/bin/python bench/train_throughput.py [throughput profile input target plateau] [--threads 2]
 """
 import argparse
 import math
@@ -127,7 +130,8 @@ def profile(args: argparse.Namespace) -> None:
     gens = data.make_generators([5], params.b.device)
     probs = torch.full((k,), P, dtype=torch.float64)
     batch = data.sample_sparse(probs, BATCH, n, gens)
-    h, g, _ = model.residual(params, batch)
+    fwd = model.residual(params, batch)
+    h, g = fwd.h, fwd.diff
     nz = (g.view(-1) != 0).nonzero().squeeze(1)
     rows = nz // n
     csr = data._csr(rows, nz % n, g.view(-1)[nz], (k * BATCH, k * n))
@@ -152,6 +156,24 @@ def profile(args: argparse.Namespace) -> None:
           f"g non-zero on a fraction {nz.numel() / g.numel():.3f}; ms per call")
     for name, run in parts.items():
         print(f"{1e3 * fastest(run, 10 * args.repeats):>8.2f}  {name}")
+
+
+def input_paths(args: argparse.Namespace) -> None:
+    print(f"\n## input: ms per loss_and_grads call (batch {BATCH}, one instance, fresh batch each call); "
+          f"the dense path runs above a density of {model.DENSE_INPUT}")
+    print(f"{'n':>5} {'m':>4} {'p':>5} {'sparse':>8} {'dense':>8} {'sparse/dense':>12} {'chosen':>7}")
+    for n in args.sizes:
+        for ratio in (0.05, RATIO):
+            m = model.hidden_width(n, ratio)
+            params = model.init_params(model.AutoencoderConfig(n, m, 1), data.make_generators([0], torch.device("cpu")))
+            for p in (0.01, 0.02, 0.05, 0.1, 0.2, 0.4):
+                gens, probs = data.make_generators([1], torch.device("cpu")), torch.tensor([p], dtype=torch.float64)
+                times = {path: fastest(lambda: model.loss_and_grads(
+                    params, data.sample_sparse(probs, BATCH, n, gens), dense=path), 5 * args.repeats)
+                    for path in (False, True)}
+                chosen = "dense" if model.dense_input(data.sample_sparse(probs, BATCH, n, gens)) else "sparse"
+                print(f"{n:>5} {m:>4} {p:>5} {1e3 * times[False]:>8.2f} {1e3 * times[True]:>8.2f} "
+                      f"{times[False] / times[True]:>12.2f} {chosen:>7}")
 
 
 def held_out(w_in: torch.Tensor, w_out: torch.Tensor, b: torch.Tensor) -> float:
@@ -207,7 +229,7 @@ def plateau(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sections", nargs="*", default=["throughput", "profile"],
-                        choices=["throughput", "profile", "target", "plateau"])
+                        choices=["throughput", "profile", "input", "target", "plateau"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -221,6 +243,7 @@ def main() -> None:
     peak = matmul_peak()
     print(f"torch {torch.__version__}, {args.threads} threads, matmul peak {peak:.0f} GFLOP/s")
     sections = {"throughput": lambda: throughput(args, peak), "profile": lambda: profile(args),
+                "input": lambda: input_paths(args),
                 "target": lambda: target(args), "plateau": lambda: plateau(args)}
     for name in args.sections:
         sections[name]()

@@ -14,16 +14,17 @@ def _setup(tied: bool, activation: str, k: int = 3, n: int = 40, m: int = 10):
     return cfg, params, batch
 
 
+@pytest.mark.parametrize("dense", [False, True])
 @pytest.mark.parametrize("tied", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "linear"])
-def test_hand_written_gradients_match_autograd(tied, activation):
+def test_hand_written_gradients_match_autograd(tied, activation, dense):
     cfg, params, batch = _setup(tied, activation)
     leaves = [t.double().requires_grad_() for t in params.tensors()]
     ref = model.AutoencoderParams(cfg, leaves[0], leaves[0] if tied else leaves[1], leaves[-1])
     x = batch.dense().double()
     ref_loss = model.loss_per_instance(x, model.forward(ref, x))
     ref_grads = torch.autograd.grad(ref_loss.sum(), leaves)
-    loss, grads = model.loss_and_grads(params, batch)
+    loss, grads = model.loss_and_grads(params, batch, dense=dense)
     torch.testing.assert_close(loss.double(), ref_loss.detach(), rtol=1e-5, atol=1e-8)
     for got, want in zip(grads, ref_grads):
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-6 * want.abs().max().item())
@@ -59,12 +60,29 @@ def test_tied_model_shares_one_matrix_and_W_eff_is_WtW():
     torch.testing.assert_close(params.W_eff(), W.transpose(1, 2) @ W)
 
 
-def test_sparse_forward_matches_dense_forward():
-    _, params, batch = _setup(False, "relu")
-    _, diff, _ = model.residual(params, batch)
+@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "linear", "gelu"])
+def test_residual_matches_the_dense_forward(dense, activation):
+    _, params, batch = _setup(False, activation)
+    fwd = model.residual(params, batch, dense=dense)
     x = batch.dense()
     y = model.forward(params, x)
-    torch.testing.assert_close(diff, (y - x).transpose(0, 1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fwd.diff, (y - x).transpose(0, 1), rtol=1e-5, atol=1e-6)
+    assert (fwd.x is not None) == dense
+    if activation == "relu":    # off marks pre <= 0: where y = 0, at the entries the path masks
+        pre_off = (y == 0).transpose(0, 1)
+        want = pre_off if dense else pre_off.reshape(-1)[batch.flat]
+        assert torch.equal(fwd.off, want)
+    else:
+        assert fwd.off is None
+
+
+def test_the_path_follows_the_density_of_the_batch():
+    n, gens = 200, data.make_generators([0, 1], CPU)
+    rule = model.DENSE_INPUT
+    sparse = data.sample_sparse(torch.tensor([rule / 2, rule / 2]), 400, n, gens)
+    dense = data.sample_sparse(torch.tensor([rule * 2, rule * 2]), 400, n, gens)
+    assert not model.dense_input(sparse) and model.dense_input(dense)
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

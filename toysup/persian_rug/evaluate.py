@@ -78,7 +78,7 @@ def _held_out(models: Sequence[AutoencoderParams], p: Tensor, n_samples: int, ba
         while done < n_samples:
             size = min(batch, n_samples - done)
             data = sample_sparse(p, size, n, gens)
-            losses = [(residual(model, data)[1] ** 2).mean(dim=2).double() for model in models]
+            losses = [(residual(model, data).diff ** 2).mean(dim=2).double() for model in models]
             if len(models) == 2:
                 losses.append(losses[1] - losses[0])
             for accumulator, loss in zip(accumulators, losses):

@@ -203,36 +203,70 @@ def loss_per_instance(x: Tensor, y: Tensor) -> Tensor:
     return ((y - x) ** 2).mean(dim=(0, 2))
 
 
-def residual(params: AutoencoderParams, batch: SparseBatch) -> tuple[Tensor, Tensor, Tensor]:
-    """Forward pass on a sparse batch, without autograd.
+# Above this fraction of non-zero inputs the encoder's products are faster dense (bmm over the dense x)
+# than from the sparse batch (CSR products, and the sort that builds the transpose): measured by
+# bench/train_throughput.py, section "input", at n = 256…2048, r = 0.05…0.25, p = 0.01…0.4.
+DENSE_INPUT = 0.075
 
-    Returns (h, diff, active_pre): hidden h (k, batch, m), diff = y − x (k, batch, n), and the
-    pre-activation at the batch's non-zero entries (nnz,), which the ReLU gradient needs.
-    The encoder is one sparse product diag(x_1…x_k) · stack(E_1…E_k): it costs O(nnz·m) instead of
-    O(batch·n·m), and the dense work left is the decoder. Works for every registered activation.
+
+def dense_input(batch: SparseBatch) -> bool:
+    """Whether ``residual`` takes the dense input path for this batch (its density above DENSE_INPUT)."""
+    return batch.values.numel() > DENSE_INPUT * batch.n_instances * batch.batch * batch.n_features
+
+
+@dataclass(frozen=True)
+class Residual:
+    """What ``residual`` returns: the forward pass's results that the backward pass needs.
+
+    h (k, batch, m): the hidden layer. diff (k, batch, n): y − x. off: where pre ≤ 0 among the entries
+    whose ReLU gradient the backward pass must zero — (nnz,) at the batch's non-zero entries on the
+    sparse path (elsewhere y − x is already 0 there), (k, batch, n) on the dense path; None for
+    activations other than ReLU. x: the dense x
+    (k, batch, n) on the dense path, None on the sparse one.
+    """
+
+    h: Tensor
+    diff: Tensor
+    off: Tensor | None
+    x: Tensor | None
+
+
+def residual(params: AutoencoderParams, batch: SparseBatch, dense: bool | None = None) -> Residual:
+    """Forward pass on a sparse batch, without autograd; works for every registered activation.
+
+    dense: the path — None chooses by the batch's density (``dense_input``). Sparse: the encoder is
+    one sparse product diag(x_1…x_k) · stack(E_1…E_k), O(nnz·m) instead of O(batch·n·m), and the dense
+    work left is the decoder. Dense: x is scattered into a (k, batch, n) tensor and every product is a
+    bmm, faster once x is no longer sparse. Both give the same numbers to float32 rounding.
     """
     cfg = params.config
     k, n, m, bsz = cfg.n_instances, cfg.n_features, cfg.d_hidden, batch.batch
-    h = (batch.csr @ params.encoder.reshape(k * n, m)).view(k, bsz, m)
+    dense = dense_input(batch) if dense is None else dense
+    x = batch.dense().transpose(0, 1) if dense else None                     # (k, batch, n)
+    h = torch.bmm(x, params.encoder) if dense else \
+        (batch.csr @ params.encoder.reshape(k * n, m)).view(k, bsz, m)
     diff = torch.baddbmm(params.b[:, None, :], h, params.decoder.transpose(1, 2))
-    flat = diff.view(-1)
-    active_pre = flat[batch.flat]
+    off = None
     if cfg.activation == "relu":
+        off = (diff <= 0) if dense else (diff.view(-1)[batch.flat] <= 0)
         diff.clamp_min_(0)
     elif cfg.activation != "linear":
         diff = activations.get(cfg.activation)(diff, params.extra, params.n_kept_tensor())
-        flat = diff.view(-1)
-    flat.index_put_((batch.flat,), -batch.values, accumulate=True)
-    return h, diff, active_pre
+    if dense:
+        diff.sub_(x)
+    else:
+        diff.view(-1).index_put_((batch.flat,), -batch.values, accumulate=True)
+    return Residual(h, diff, off, x)
 
 
-def loss_and_grads(params: AutoencoderParams, batch: SparseBatch) -> tuple[Tensor, list[Tensor]]:
+def loss_and_grads(params: AutoencoderParams, batch: SparseBatch,
+                   dense: bool | None = None) -> tuple[Tensor, list[Tensor]]:
     """Per-instance loss (k,) and the gradients of its sum, in the order of ``params.tensors()``.
 
     Hand-written backward pass of Eq. (2) (checked against autograd in the tests):
     g = (2 / (batch·n)) · (y − x) · 1[pre > 0];  ∂b = Σ_batch g;  ∂W_out = gᵀ h;  ∂h = g W_out;
-    ∂E = diag(x)ᵀ ∂h. Where pre ≤ 0, y − x = −x is non-zero only at the batch's active entries,
-    so the ReLU mask is applied there alone instead of over the dense (k, batch, n) block.
+    ∂E = diag(x)ᵀ ∂h. On the sparse path, where pre ≤ 0 y − x = −x is non-zero only at the batch's
+    active entries, so the ReLU mask is applied there alone. dense: the path, as in ``residual``.
     Activations without a hand-written backward pass (``Activation.hand_written`` False) take
     ``_autograd_loss_and_grads`` instead; the gradients of ``extra`` then follow the weights'.
     """
@@ -240,16 +274,20 @@ def loss_and_grads(params: AutoencoderParams, batch: SparseBatch) -> tuple[Tenso
     if not activations.get(cfg.activation).hand_written:
         return _autograd_loss_and_grads(params, batch)
     k, n, m, bsz = cfg.n_instances, cfg.n_features, cfg.d_hidden, batch.batch
-    h, g, active_pre = residual(params, batch)
+    fwd = residual(params, batch, dense)
+    g = fwd.diff
     loss = torch.einsum("kbn,kbn->k", g, g) / (bsz * n)
-    flat = g.view(-1)
-    if cfg.activation == "relu":
-        flat[batch.flat] = torch.where(active_pre > 0, flat[batch.flat], 0.0)
+    if cfg.activation == "relu" and fwd.x is not None:
+        g.masked_fill_(fwd.off, 0.0)
+    elif cfg.activation == "relu":
+        flat = g.view(-1)
+        flat[batch.flat] = flat[batch.flat].masked_fill_(fwd.off, 0.0)
     g.mul_(2.0 / (bsz * n))
     grad_b = g.sum(dim=1)
-    grad_dec = torch.bmm(g.transpose(1, 2), h)                              # (k, n, m)
+    grad_dec = torch.bmm(g.transpose(1, 2), fwd.h)                          # (k, n, m)
     grad_h = torch.bmm(g, params.decoder)                                   # (k, batch, m)
-    grad_enc = (batch.csr_t @ grad_h.view(k * bsz, m)).view(k, n, m)
+    grad_enc = torch.bmm(fwd.x.transpose(1, 2), grad_h) if fwd.x is not None else \
+        (batch.csr_t @ grad_h.view(k * bsz, m)).view(k, n, m)
     if cfg.tied:
         return loss, [grad_enc + grad_dec, grad_b]
     return loss, [grad_enc, grad_dec, grad_b]

@@ -195,17 +195,22 @@ def _blocked_step(params: AutoencoderParams, p: Tensor, generators: list[torch.G
     """One step's losses (k,) and gradients (set as ``.grad``), block by block (``instance_blocks``);
     each instance's data come from its own generator, so blocks change no instance's numbers."""
     cfg = params.config
-    grads = [torch.empty_like(t) for t in params.tensors()]
-    losses = []
     data = sample_sparse(p, batch, cfg.n_features, generators)
-    for block in instance_blocks(cfg.n_instances, batch, cfg.n_features):
-        loss, block_grads = loss_and_grads(params.instances(block), data.instances(block))
-        for grad, block_grad in zip(grads, block_grads):
-            grad[block] = block_grad
-        losses.append(loss)
+    blocks = instance_blocks(cfg.n_instances, batch, cfg.n_features)
+    if len(blocks) == 1:                      # no slicing, no copies
+        loss, grads = loss_and_grads(params, data)
+    else:
+        grads = [torch.empty_like(t) for t in params.tensors()]
+        losses = []
+        for block in blocks:
+            block_loss, block_grads = loss_and_grads(params.instances(block), data.instances(block))
+            for grad, block_grad in zip(grads, block_grads):
+                grad[block] = block_grad
+            losses.append(block_loss)
+        loss = torch.cat(losses)
     for t, grad in zip(params.tensors(), grads):
         t.grad = grad
-    return torch.cat(losses)
+    return loss
 
 
 def fit(model: AutoencoderConfig, feature_prob: float | Sequence[float] | Tensor,
