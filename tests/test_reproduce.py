@@ -147,3 +147,27 @@ def test_a_string_boolean_from_papermill_is_read_in_the_kernel_not_truthy(tiny, 
     assert record["mode"] == "book" and record["sizes"] == {"threshold": 3.0}
     with pytest.raises(reproduce.papermill.PapermillExecutionError, match="fast must be True or False"):
         reproduce.execute_chapter(tiny, out / "notebooks", {"fast": "no"}, out / "records", progress=False)
+
+
+def test_jobs_run_chapters_side_by_side_longest_first_with_threads_shared(tiny, tmp_path, capsys, monkeypatch):
+    second = tiny.with_name("02_tiny.ipynb")
+    nb = nbformat.read(tiny, as_version=4)
+    nb.cells = [nbformat.v4.new_code_cell(c.source.replace("01_tiny", "02_tiny"), metadata=c.metadata)
+                for c in nb.cells]
+    nb.cells.append(nbformat.v4.new_code_cell(   # the kernel's threads: cpu_count // jobs
+        'import os\nassert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "2"'))
+    nbformat.write(nb, second)
+    monkeypatch.setattr(reproduce.os, "cpu_count", lambda: 4)
+    with pytest.raises(ValueError, match=r"jobs must be an integer in \[1, 4\]"):
+        reproduce.reproduce(tmp_path / "never", {}, jobs=5)
+    out = tmp_path / "build"
+    state = out / "state.json"
+    out.mkdir()
+    state.write_text(json.dumps({"02_tiny": {"seconds": 99.0}, "01_tiny": {"seconds": 1.0}}))
+    assert reproduce.reproduce(out, {}, build=False, jobs=2) == 0
+    printed = capsys.readouterr().out
+    assert "2 at a time with 2 thread(s) each, the longest first: 02_tiny, 01_tiny" in printed
+    entries = json.loads(state.read_text())
+    assert {entries[c]["status"] for c in ("01_tiny", "02_tiny")} == {"pass"}
+    assert reproduce.reproduce(out, {}, build=False, jobs=2) == 0     # both reused
+    assert capsys.readouterr().out.count("unchanged since its run") == 2

@@ -3,6 +3,7 @@
     python -m toysup.book.reproduce                          # every chapter at book scale, then the book
     python -m toysup.book.reproduce --params my.yaml         # e.g. device: cuda, scale: paper, larger sizes
     python -m toysup.book.reproduce --only 02_symmetry 04_activations --force
+    python -m toysup.book.reproduce --jobs 2                 # two chapters at once, one thread each
 
 Layout of one build folder B (default ``_build``; ``--fast`` defaults to ``_build/fast``):
 ``B/notebooks/`` the executed chapters, ``B/records/`` their scorecard records (toysup/book/scorecard.py),
@@ -35,11 +36,14 @@ import argparse
 import contextlib
 import hashlib
 import json
+import math
+import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -259,11 +263,15 @@ def build_book(stage: Path, html: Path) -> subprocess.CompletedProcess:
 
 
 def reproduce(out: Path, spec: dict[str, dict[str, Any]], *, only: list[str] | None = None,
-              force: bool = False, keep_going: bool = False, build: bool = True) -> int:
+              force: bool = False, keep_going: bool = False, build: bool = True, jobs: int = 1) -> int:
     """Execute the chapters (skipping unchanged ones), then build the book. Returns an exit code.
 
     Every parameter is checked before anything runs; the run then holds the build folder's lock.
+    jobs: chapters executed at once, each in a worker process whose kernel gets cpu_count // jobs
+    threads (1: one after the other, with the threads torch chooses).
     """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= (os.cpu_count() or 1):
+        raise ValueError(f"jobs must be an integer in [1, {os.cpu_count() or 1}] (the CPU count), got {jobs!r}")
     selected = [nb for nb in chapters() if not only or nb.stem in only]
     if only and len(selected) != len(set(only)):
         known = [nb.stem for nb in chapters()]
@@ -278,14 +286,32 @@ def reproduce(out: Path, spec: dict[str, dict[str, Any]], *, only: list[str] | N
         raise ValueError("bad parameters, nothing was run:\n  " + "\n  ".join(problems))
     state_file = out / "state.json"
     with storage.locked(state_file, waiting=f"waiting for the other run on {shown(out)} to finish"):
-        return _run(out, plan, load_state(state_file), force=force, keep_going=keep_going, build=build)
+        return _run(out, plan, load_state(state_file), force=force, keep_going=keep_going, build=build,
+                    jobs=jobs)
+
+
+def run_chapter(notebook: Path, executed: Path, params: dict[str, Any], records: Path, *,
+                threads: int | None = None) -> tuple[str, str, float]:
+    """``execute_chapter`` timed: (status "pass" or "fail", the error, seconds). threads: the
+    kernel's thread count (OMP_NUM_THREADS, MKL_NUM_THREADS), set in this process's environment, so
+    only for a worker process of its own (``_run`` with jobs > 1; no progress bar there); None:
+    inherited, with papermill's progress bar."""
+    if threads is not None:
+        os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    tic = time.perf_counter()
+    try:
+        execute_chapter(notebook, executed, params, records, progress=threads is None)
+        status, error = "pass", ""
+    except papermill.PapermillExecutionError as err:
+        status, error = "fail", f"{err.ename}: {err.evalue}"
+    return status, error, time.perf_counter() - tic
 
 
 def _run(out: Path, plan: dict[Path, dict[str, Any]], state: dict[str, dict[str, Any]], *,
-         force: bool, keep_going: bool, build: bool) -> int:
+         force: bool, keep_going: bool, build: bool, jobs: int = 1) -> int:
     """``reproduce`` once its plan is checked and the folder locked."""
     state_file, executed, records = out / "state.json", out / "notebooks", out / "records"
-    failed, start = [], time.perf_counter()
+    failed, start, todo, last_seconds = [], time.perf_counter(), [], {}
     for i, (notebook, params) in enumerate(plan.items(), 1):
         key = chapter_key(notebook, params)
         last = state.get(notebook.stem, {})
@@ -298,23 +324,43 @@ def _run(out: Path, plan: dict[Path, dict[str, Any]], state: dict[str, dict[str,
                   f"reusing {shown(executed / notebook.name)}; --force reruns it", flush=True)
             last["reused"] = True
             continue
+        todo.append(notebook)
+        last_seconds[notebook] = last.get("seconds", math.inf)
         state.pop(notebook.stem, None)                  # written back only once the run has finished,
-        storage.write_text(state_file, json.dumps(state, indent=1))     # so an interrupted one is not reused
-        tic = time.perf_counter()
-        try:
-            execute_chapter(notebook, executed, params, records)
-            status, error = "pass", ""
-        except papermill.PapermillExecutionError as err:
-            status, error = "fail", f"{err.ename}: {err.evalue}"
-        seconds = time.perf_counter() - tic
-        state[notebook.stem] = {"key": key, "seconds": seconds, "status": status, "error": error,
-                                "params": params, "reused": False}
+    if todo:                                            # so an interrupted one is not reused
         storage.write_text(state_file, json.dumps(state, indent=1))
-        print(f"    {status} in {seconds:.1f} s{'  ' + error if error else ''}", flush=True)
+
+    def finished(notebook: Path, status: str, error: str, seconds: float) -> None:
+        state[notebook.stem] = {"key": chapter_key(notebook, plan[notebook]), "seconds": seconds,
+                                "status": status, "error": error, "params": plan[notebook],
+                                "reused": False}
+        storage.write_text(state_file, json.dumps(state, indent=1))
+        print(f"    {notebook.stem}: {status} in {seconds:.1f} s{'  ' + error if error else ''}", flush=True)
         if status == "fail":
             failed.append(notebook.stem)
-            if not keep_going:
+
+    if jobs == 1 or len(todo) <= 1:
+        for notebook in todo:
+            print(f"running {notebook.stem}", flush=True)
+            finished(notebook, *run_chapter(notebook, executed, plan[notebook], records))
+            if failed and not keep_going:
                 break
+    else:
+        # Longest first (by its last run here; chapters never run here first), one thread each.
+        todo.sort(key=lambda nb: -last_seconds[nb])
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        print(f"running {len(todo)} chapters, {jobs} at a time with {threads} thread(s) each, the "
+              f"longest first: {', '.join(nb.stem for nb in todo)}", flush=True)
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            running = {pool.submit(run_chapter, nb, executed, plan[nb], records, threads=threads): nb
+                       for nb in todo}
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    finished(running.pop(future), *future.result())
+                if failed and not keep_going:       # the chapters not started are not started
+                    for future in [f for f in running if f.cancel()]:
+                        running.pop(future)
     total = time.perf_counter() - start
     print("\nchapter                          seconds  outcome")
     for notebook in plan:
@@ -354,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-going", action="store_true",
                         help="after a failed chapter run the rest and build the book anyway")
     parser.add_argument("--no-build", action="store_true", help="execute the chapters only")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="chapters executed at once, each kernel with cpu_count // jobs threads")
     parser.add_argument("--out", type=Path, help="build folder (default _build, or _build/fast)")
     parser.add_argument("--parameter-tables", action="store_true",
                         help="print every chapter's parameter table (Markdown) and exit")
@@ -365,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = load_spec(args.params, fast=args.fast)
         return reproduce(out.resolve(), spec, only=args.only, force=args.force,
-                         keep_going=args.keep_going, build=not args.no_build)
+                         keep_going=args.keep_going, build=not args.no_build, jobs=args.jobs)
     except ValueError as err:        # a bad parameter, file or chapter name: nothing has run
         print(f"error: {err}", file=sys.stderr)
         return 2
