@@ -141,3 +141,17 @@ def test_record_only_mode_records_a_failure_without_raising(tmp_path, monkeypatc
     monkeypatch.setenv("TOYSUP_RECORD_ONLY", "1")
     _card(tmp_path).assert_at_most("R1", "x", 2.0, 1.0, kind="evidence")
     assert _saved(tmp_path)["checks"][0]["status"] == "fail"
+
+
+def test_a_check_deferred_to_book_scale_is_recorded_only_in_fast_mode(tmp_path, capsys):
+    card = _card(tmp_path)
+    card.at_book_scale("R9b", "loss / L* at n=2048", "in [0.85, 1.05]", needs="n = 2048; largest n here 512",
+                       kind="evidence")
+    saved = _saved(tmp_path)["checks"][0]
+    assert (saved["status"], saved["measured"], saved["tolerance"]) == \
+        ("book-scale", "not run in fast mode", "n = 2048; largest n here 512")
+    assert "BOOK SCALE [evidence] R9b loss / L* at n=2048" in capsys.readouterr().out
+    assert "1 checked at book scale only" in card.summary()
+    book = scorecard.Scorecard("01_toy_model", {**SIZES, "mode": "book"}, seed=3, directory=tmp_path / "b")
+    with pytest.raises(ValueError, match="at_book_scale is for fast mode, this run is 'book'"):
+        book.at_book_scale("R9b", "loss / L* at n=2048", "in [0.85, 1.05]", needs="n = 2048", kind="evidence")

@@ -20,6 +20,7 @@ from sphinx.util.docutils import SphinxDirective
 
 STATUS = {"pass": ("✔ pass", "#1a7f37"), "fail": ("✘ FAIL", "#cf222e"),
           "deviation": ("● not reproduced", "#9a6700"), "missing": ("not executed", "#6e7781"),
+          "book-scale": ("◌ checked at book scale", "#6e7781"),
           "incomplete": ("✘ stopped before its checks", "#cf222e")}
 
 
@@ -36,10 +37,11 @@ def _kind(check: dict) -> str:
 
 def without_evidence(checks: list[dict]) -> list[str]:
     """Claims (in order of first appearance) with no asserted evidence check: every check of theirs is
-    regression or consistency, or the evidence is only recorded as a known deviation."""
+    regression or consistency, or the evidence is only recorded as a known deviation or deferred to
+    book scale."""
     claims = dict.fromkeys(c["claim"] for c in checks)
     return [claim for claim in claims
-            if not any(c["claim"] == claim and _kind(c) == "evidence" and c["status"] != "deviation"
+            if not any(c["claim"] == claim and _kind(c) == "evidence" and c["status"] in ("pass", "fail")
                        for c in checks)]
 
 
@@ -100,7 +102,7 @@ def _table(app: Sphinx, fromdoc: str) -> str:
     e = html.escape
     records = {doc: _load(_records_dir(app) / f"{Path(doc).name}.json") for doc in _chapters(app)}
     summary, detail = [], []
-    totals = {"pass": 0, "fail": 0, "deviation": 0}
+    totals = {"pass": 0, "fail": 0, "deviation": 0, "book-scale": 0}
     kind_totals = dict.fromkeys(KINDS, 0)
     evidence_pass = 0
     for doc, rec in records.items():
@@ -108,7 +110,7 @@ def _table(app: Sphinx, fromdoc: str) -> str:
         uri = app.builder.get_relative_uri(fromdoc, doc)
         link = f'<a href="{e(uri)}">{e(title)}</a>'
         if rec is None:
-            summary.append(f"<tr><td>{link}</td><td colspan='10'>{_badge('missing')}</td></tr>")
+            summary.append(f"<tr><td>{link}</td><td colspan='11'>{_badge('missing')}</td></tr>")
             continue
         counts = {s: sum(c["status"] == s for c in rec["checks"]) for s in totals}
         kinds = {k: sum(_kind(c) == k for c in rec["checks"]) for k in KINDS}
@@ -121,7 +123,7 @@ def _table(app: Sphinx, fromdoc: str) -> str:
         worst = "fail" if counts["fail"] else ("pass" if rec["checks"] else "incomplete")
         summary.append(
             f"<tr><td>{link}</td><td>{_badge(worst)}</td><td>{counts['pass']}</td><td>{counts['fail']}</td>"
-            f"<td>{counts['deviation']}</td>" + "".join(f"<td>{kinds[k]}</td>" for k in KINDS)
+            f"<td>{counts['deviation']}</td><td>{counts['book-scale']}</td>" + "".join(f"<td>{kinds[k]}</td>" for k in KINDS)
             + f"<td>{e(', '.join(none)) or '—'}</td><td>{e(rec['mode'])}</td><td>{_when(rec)}</td></tr>")
         rows = "".join(
             f"<tr><td><a href='{e(uri)}#check'>{e(c['claim'])}</a></td><td>{e(_kind(c))}</td><td>{e(c['statement'])}</td>"
@@ -132,7 +134,8 @@ def _table(app: Sphinx, fromdoc: str) -> str:
             f"{_when(rec)} UTC on {e(rec['machine'])}, device {e(rec['device'])}, torch "
             f"{e(rec['torch'])}.<br><small>sizes: {e(_sizes(rec['sizes']))}</small>"
             + (f"<br>Claims with no evidence check in this run: <b>{e(', '.join(none))}</b> (their checks "
-               "are regression or consistency only, or their evidence is a known deviation)." if none else "")
+               "are regression or consistency only, or their evidence is a known deviation or checked at book scale "
+               "only)." if none else "")
             + "</p>"
             f"<table class='table' style='{SMALL}'><thead><tr><th>claim</th><th>kind</th><th>statement</th>"
             "<th>expected</th><th>measured</th><th>tolerance / note</th><th>mode</th><th>status</th>"
@@ -141,11 +144,12 @@ def _table(app: Sphinx, fromdoc: str) -> str:
     missing = sum(r is None for r in records.values())
     head = (f"<p><b>{totals['pass']}</b> checks pass, of which <b>{evidence_pass}</b> are evidence; "
             f"<b>{totals['fail']}</b> fail, <b>{totals['deviation']}</b> known deviations recorded, "
+            f"<b>{totals['book-scale']}</b> checked at book scale only (not run at these sizes), "
             f"{missing} of {len(records)} chapters without records. By kind (all statuses): "
             + ", ".join(f"<b>{kind_totals[k]}</b> {k}" for k in KINDS) + ".</p><ul>"
             + "".join(f"<li><b>{k}</b>: {e(KIND_HELP[k])}</li>" for k in KINDS) + "</ul>")
     table = (f"<table class='table' style='{SMALL}'><thead><tr><th>chapter</th><th>status</th><th>pass</th><th>fail</th>"
-             "<th>not reproduced</th>" + "".join(f"<th>{k}</th>" for k in KINDS)
+             "<th>not reproduced</th><th>at book scale</th>" + "".join(f"<th>{k}</th>" for k in KINDS)
              + "<th>claims without evidence</th><th>mode</th><th>executed (UTC)</th></tr></thead><tbody>"
              + "".join(summary) + "</tbody></table>")
     return f"<div class='toysup-scorecard'>{head}{table}{''.join(detail)}</div>"

@@ -15,7 +15,9 @@ Each call prints one line (PASS/FAIL, measured against expected), appends a reco
 JSON file and raises AssertionError if the check fails — after writing the record, so a failed claim
 still shows, red, on the book's scorecard page (book/_ext/scorecard.py renders the files). A known
 non-reproduction is recorded with ``deviation`` (or ``known_deviation``, which records a pass when the
-claim does hold): it is shown as "not reproduced" and asserts nothing.
+claim does hold): it is shown as "not reproduced" and asserts nothing. A claim about sizes that a run
+does not reach (fast mode) is recorded with ``at_book_scale``, shown as "checked at book scale", instead
+of being restated in a form that small models always satisfy.
 
 Record files: ``<records>/<chapter>.json``, one per chapter, rewritten from scratch when a chapter
 creates its Scorecard (so a rerun never keeps a stale check), each time atomically
@@ -25,7 +27,7 @@ creates its Scorecard (so a rerun never keeps a stale check), each time atomical
 
 File layout: {"chapter", "key", "mode", "sizes", "seed", "device", "machine", "torch", "started",
 "checks": [{"claim", "statement", "kind", "measured", "expected", "tolerance", "status"}, ...]} with
-status "pass", "fail" or "deviation" and kind one of ``KINDS``; "key" is ``$TOYSUP_KEY``, the chapter key ``toysup.book.reproduce``
+status "pass", "fail", "deviation" or "book-scale" (``at_book_scale``) and kind one of ``KINDS``; "key" is ``$TOYSUP_KEY``, the chapter key ``toysup.book.reproduce``
 executes under (null for a run by hand), which it compares before reusing the records.
 """
 import json
@@ -42,7 +44,7 @@ import torch
 
 from toysup import paths, storage
 
-STATUSES = ("pass", "fail", "deviation")
+STATUSES = ("pass", "fail", "deviation", "book-scale")
 KINDS = ("evidence", "regression", "consistency")
 
 
@@ -145,7 +147,7 @@ class Scorecard:
                  "expected": _show(expected), "tolerance": tolerance, "status": status}
         self.record["checks"].append(entry)
         self._write()
-        label = {"pass": "PASS", "fail": "FAIL", "deviation": "NOT REPRODUCED"}[status]
+        label = {"pass": "PASS", "fail": "FAIL", "deviation": "NOT REPRODUCED", "book-scale": "BOOK SCALE"}[status]
         tol = f" ({tolerance})" if tolerance else ""
         print(f"{label:5s} [{kind}] {claim} {statement}: measured {entry['measured']}, "
               f"expected {entry['expected']}{tol}")
@@ -216,10 +218,23 @@ class Scorecard:
             self.deviation(claim, statement, measured, expected, reason, kind=kind)
         return ok
 
+    def at_book_scale(self, claim: str, statement: str, expected: Any, *, needs: str, kind: str) -> None:
+        """Record a check that needs sizes this run does not reach, as "checked at book scale"
+        (status "book-scale"; asserts nothing), instead of restating it on the sizes run.
+
+        needs: what it needs, in words ("n = 2048; the largest n run here is 512"). Fast mode only: a
+        book or paper run that does not reach a size its claim needs must say so as a deviation.
+        """
+        if self.record["mode"] != "fast":
+            raise ValueError(f"at_book_scale is for fast mode, this run is {self.record['mode']!r}: "
+                             f"check {claim} ({statement}) or record a deviation")
+        self._add(claim, statement, "not run in fast mode", expected, needs, "book-scale", kind)
+
     def summary(self) -> str:
         """One line: how many checks passed (and of them how many are evidence), and the deviations."""
         counts = {s: sum(c["status"] == s for c in self.checks) for s in STATUSES}
         evidence = sum(c["status"] == "pass" and c["kind"] == "evidence" for c in self.checks)
         return (f"{self.record['chapter']} ({self.record['mode']}): {counts['pass']} checks pass "
                 f"({evidence} of them evidence), {counts['fail']} fail, {counts['deviation']} known "
-                f"deviations recorded in {paths.shown(self.path)}")
+                f"deviations, {counts['book-scale']} checked at book scale only; recorded in "
+                f"{paths.shown(self.path)}")
