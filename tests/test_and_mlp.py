@@ -116,3 +116,77 @@ def test_compare_scores_every_named_network_on_the_same_inputs():
     assert len(by_case) == 4 * len(networks)                  # both, one, none on and all
     direct = am.error_table(networks[0][2], x, am.all_pairs(10)).set_index("case")
     assert summary.loc[0, "max"] == direct.loc["all", "max"]
+
+
+def _all_exactly_s(m: int, s: int) -> torch.Tensor:
+    """Every input with exactly s of m features on, (C(m, s), m): expectations over them are exact."""
+    idx = torch.combinations(torch.arange(m), s)
+    return torch.zeros(len(idx), m).scatter_(1, idx, 1.0)
+
+
+@pytest.mark.parametrize(("m", "d", "s"), [(6, 5, 2), (7, 9, 3), (6, 20, 2)])
+def test_no_superposition_is_exact_on_its_pairs_and_the_prior_elsewhere(m, d, s):
+    x = _all_exactly_s(m, s)
+    pairs = am.all_pairs(m)
+    model = am.no_superposition(m, d, s)
+    y, y_hat = am.and_targets(x, pairs), model(x)
+    n_exact = min(d, len(pairs))
+    torch.testing.assert_close(y_hat[:, :n_exact], y[:, :n_exact], rtol=0, atol=0)
+    prior = am.pair_prior(m, s)
+    assert prior == pytest.approx(y.mean().item())                 # the probability a pair is on
+    torch.testing.assert_close(y_hat[:, n_exact:], torch.full_like(y_hat[:, n_exact:], prior))
+    # the mean over every exactly-s input is the expectation: the MSE equals its closed form exactly
+    mse = (y_hat - y).pow(2).mean().item()
+    assert mse == pytest.approx(float(am.no_superposition_mse(m, d, s)), rel=1e-5, abs=1e-12)
+    assert am.structure(model, x)["neurons_used"] == n_exact       # neurons beyond P read nothing
+
+
+def test_no_superposition_bad_parameters_raise():
+    with pytest.raises(ValueError, match="n_active"):
+        am.no_superposition(5, 4, 6)
+    with pytest.raises(ValueError, match="d_hidden"):
+        am.no_superposition(5, 0, 2)
+
+
+def test_frozen_input_trains_the_readout_only():
+    g = torch.Generator().manual_seed(0)
+    layer = am.construct("sparse", 8, 32, n_shared=6, generator=g)
+    kw = dict(n_steps=80, batch=64, lr=1e-2, seed=0, data_seed=1, progress=False)
+    run = am.train(8, 32, 2, loss_powers=(2.0, 8.0), frozen_input=layer, **kw)
+    free = am.train(8, 32, 2, loss_powers=(2.0, 8.0), **kw)
+    for model in run.models:
+        assert torch.equal(model.W_in, layer.W_in) and torch.equal(model.b_in, layer.b_in)
+    assert (run.history[-10:].mean(0) < run.history[:10].mean(0)).all()   # the read-out learns
+    # same initial read-out and data as the free run: the first step's loss differs only by W_in
+    assert not torch.allclose(run.history[0], free.history[0])
+    with pytest.raises(ValueError, match="frozen_input"):
+        am.train(8, 16, 2, frozen_input=layer, **kw)
+
+
+def test_superposed_construction_is_the_sparse_one_behind_an_embedding():
+    m, d, d0 = 12, 300, 40
+    sparse = am.construct("sparse", m, d, n_shared=10, generator=torch.Generator().manual_seed(4))
+    sup = am.construct("superposed", m, d, n_shared=10, d_input=d0, generator=torch.Generator().manual_seed(4))
+    assert sup.embedding.shape == (d0, m) and sup.W_in.shape == (d, d0)
+    torch.testing.assert_close(sup.embedding.norm(dim=0), torch.ones(m))      # unit feature directions
+    torch.testing.assert_close(sup.W_in, sparse.W_in @ sup.embedding.T)       # W = B Phi^T (spec §3.1)
+    assert torch.equal(sup.W_out, sparse.W_out) and torch.equal(sup.b_in, sparse.b_in)
+    x = uand.sample_exactly_s(20, m, 2, torch.Generator().manual_seed(5))
+    explicit = torch.relu((x @ sup.embedding.T) @ (sparse.W_in @ sup.embedding.T).T - 1)
+    torch.testing.assert_close(sup.hidden(x), explicit)
+    # with Phi orthonormal (d0 = m, Phi = identity) the network is the sparse one exactly
+    eye = am.MLP(sparse.W_in, sparse.b_in, sparse.W_out, sparse.b_out, torch.eye(m))
+    torch.testing.assert_close(eye(x), sparse(x))
+    with pytest.raises(ValueError, match="d_input"):
+        am.construct("superposed", m, d, generator=torch.Generator())
+    with pytest.raises(ValueError, match="d_input"):
+        am.construct("sparse", m, d, d_input=d0, generator=torch.Generator())
+
+
+def test_error_summary_of_known_errors():
+    e = am.error_summary(torch.tensor([[0.0, 0.25], [0.75, 1.0]]))
+    assert e["mean"] == 0.5 and e["max"] == 1.0 and e["wrong_bits"] == 0.5
+    assert e["mse"] == pytest.approx((0.25 ** 2 + 0.75 ** 2 + 1) / 4)
+    assert 0.75 < e["q99"] <= e["q999"] <= 1.0
+    with pytest.raises(ValueError, match="err"):
+        am.error_summary(torch.empty(0))

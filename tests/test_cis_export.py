@@ -12,7 +12,26 @@ def test_uand_round_trip(tmp_path):
     back = cis_export.load_uand(path)
     torch.testing.assert_close(back["model"](back["inputs"]), model(x))
     torch.testing.assert_close(back["targets"], and_mlp.and_targets(x, and_mlp.all_pairs(10)))
-    assert back["metadata"] == {"seed": 0}
+    assert back["metadata"]["seed"] == 0
+
+
+@pytest.mark.parametrize("kind", ["sparse", "superposed"])
+def test_uand_metadata_is_the_accuracy_recomputed_from_the_file(tmp_path, kind):
+    """The loader's documented recipe (module docstring) gives back the stored error entry."""
+    g = torch.Generator().manual_seed(1)
+    model = and_mlp.construct(kind, 16, 60, n_shared=6, d_input=12 if kind == "superposed" else None,
+                              generator=g)
+    x = uand.sample_exactly_s(40, 16, 2, g)
+    back = cis_export.load_uand(cis_export.export_uand(model, x, path=tmp_path / "u.safetensors"))
+    assert (back["model"].embedding is None) == (kind == "sparse")
+    again = and_mlp.error_table(back["model"], back["inputs"], back["pairs"]).set_index("case").loc["all"]
+    stored = back["metadata"]["error"]
+    assert set(stored) == {"mean", "q99", "q999", "max", "wrong_bits", "mse"}
+    for key, value in stored.items():
+        assert value == pytest.approx(again[key], abs=1e-7), key
+    err = (model(x) - and_mlp.and_targets(x, and_mlp.all_pairs(16))).abs()
+    assert stored["max"] == pytest.approx(err.max().item()) and stored["max"] > 0
+    assert stored["wrong_bits"] == pytest.approx((err > 0.5).float().mean().item())
 
 
 @pytest.mark.parametrize("network", ["ec", "naive_centred"])
@@ -31,6 +50,10 @@ def test_deep_round_trip_dense_weights_reproduce_factored_forward(tmp_path, netw
     assert torch.equal(back["values"], truth.float())
     assert torch.equal(back["circuit"].gate_type, circuit.gate_type)
     assert back["metadata"]["network"] == network and back["metadata"]["d_and"] == 60
+    # the stored accuracy is recomputed from the file by the loader's documented recipe
+    again = and_mlp.error_summary((back["forward"](back["inputs"]) - back["values"])[1:].abs())
+    for key, value in back["metadata"]["error"].items():
+        assert value == pytest.approx(again[key], abs=1e-4), key
 
 
 def test_export_rejects_bad_path_and_kind(tmp_path):

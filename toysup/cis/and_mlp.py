@@ -9,6 +9,8 @@ Constructions (no training), built as explicit ``MLP``s, so W_out is the full (P
 without it, ``toysup.cis.uand.and_readout``):
 * sparse U-AND (spec §2.1): the weights of ``toysup.cis.uand``, W_in ~ Bern(p) 0/1, p = sqrt(K/d),
   b_in = -1, r_ij = (W_:i * W_:j) / <W_:i, W_:j>, b_out = 0. [L]
+* superposed U-AND (spec §3.1): inputs Phi x with Phi (d0, m) random unit columns, W_in = B Phi^T. [R]
+* no superposition (a baseline, ours): d neurons compute d of the ANDs exactly, the prior for the rest.
 * dense U-AND (spec §6, from a Julia reproduction [L]): W_in ~ Rademacher (+-1), b_in = 0,
   r_ij = sign(w_ki w_kj) / (d c_D(s)), c_D(s) = (h(2) - 2 h(0) + h(-2)) / 4, h(a) = E ReLU(a + Z),
   Z the sum of s - 2 further Rademacher weights. Unbiased; error variance ~ s / (c_D^2 d).
@@ -48,15 +50,21 @@ def and_targets(x: Tensor, pairs: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class MLP:
-    """One hidden ReLU layer with a linear read-out; unbatched shapes W_in (d, m), W_out (P, d)."""
+    """One hidden ReLU layer with a linear read-out; unbatched shapes W_in (d, m), W_out (P, d).
+
+    With ``embedding`` Phi (d0, m) the boolean features enter in superposition, x -> Phi x in R^{d0},
+    and W_in is (d, d0); the network still takes the boolean x (T, m) and embeds it first."""
 
     W_in: Tensor
     b_in: Tensor
     W_out: Tensor
     b_out: Tensor
+    embedding: Tensor | None = None
 
     def hidden(self, x: Tensor) -> Tensor:
-        """h = ReLU(W_in x + b_in): (T, m) -> (T, d)."""
+        """h = ReLU(W_in Phi x + b_in) (Phi = identity without an embedding): (T, m) -> (T, d)."""
+        if self.embedding is not None:
+            x = x @ self.embedding.T
         return torch.relu(x @ self.W_in.T + self.b_in)
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -108,23 +116,68 @@ def dense_weights(n_features: int, d_hidden: int, generator: torch.Generator) ->
 
 
 def construct(kind: str, n_features: int, d_hidden: int, *, n_shared: float = 16.0,
-              n_active: int = 2, generator: torch.Generator) -> MLP:
+              n_active: int = 2, d_input: int | None = None, generator: torch.Generator) -> MLP:
     """A constructed network as an explicit ``MLP`` (its W_out is the (P, d) read-off matrix).
 
-    kind "sparse": W_in = ``uand.connection_matrix`` with p = sqrt(K / d) (K = n_shared);
-    kind "dense": random signs, read-off gain c_D(n_active)."""
+    kind "sparse": W_in = B = ``uand.connection_matrix`` with p = sqrt(K / d) (K = n_shared);
+    kind "superposed" (U2, spec §3.1): the same B, inputs embedded by Phi (d_input, m) =
+    ``uand.feature_embedding`` (its seed drawn from ``generator`` after B), W_in = B Phi^T (d, d0),
+    the same bias -1 and read-offs; kind "dense": random signs, read-off gain c_D(n_active)."""
     pairs = all_pairs(n_features)
-    if kind == "sparse":
-        p = uand.connect_prob(n_shared, d_hidden)
-        W_in = uand.connection_matrix(n_features, d_hidden, p, generator).float()
-        b_in = -torch.ones(d_hidden)
-    elif kind == "dense":
+    if kind not in ("sparse", "superposed", "dense"):
+        raise ValueError(f"kind must be 'sparse', 'superposed' or 'dense', got {kind!r}")
+    if (kind == "superposed") != (d_input is not None):
+        raise ValueError(f"d_input must be given for kind 'superposed' only, got {d_input!r} for {kind!r}")
+    embedding = None
+    if kind == "dense":
         W_in = dense_weights(n_features, d_hidden, generator)
         b_in = torch.zeros(d_hidden)
     else:
-        raise ValueError(f"kind must be 'sparse' or 'dense', got {kind!r}")
-    W_out = readoff_matrix(kind, W_in, pairs, n_active=n_active)
-    return MLP(W_in, b_in, W_out, torch.zeros(pairs.shape[0]))
+        p = uand.connect_prob(n_shared, d_hidden)
+        W_in = uand.connection_matrix(n_features, d_hidden, p, generator).float()
+        b_in = -torch.ones(d_hidden)
+    W_out = readoff_matrix("dense" if kind == "dense" else "sparse", W_in, pairs, n_active=n_active)
+    if kind == "superposed":
+        checks.positive_int("d_input", d_input)
+        embedding = uand.feature_embedding(n_features, d_input,
+                                           int(torch.randint(2 ** 31, (1,), generator=generator)))
+        W_in = W_in @ embedding.T
+    return MLP(W_in, b_in, W_out, torch.zeros(pairs.shape[0]), embedding)
+
+
+def pair_prior(n_features: int, n_active: int) -> float:
+    """pi = E[y_ij] = s(s-1) / (m(m-1)): the probability that a given pair is on, exactly-s inputs."""
+    checks.positive_int("n_active", n_active)
+    if n_active > n_features:
+        raise ValueError(f"n_active must be in [1, n_features={n_features}], got {n_active}")
+    return n_active * (n_active - 1) / (n_features * (n_features - 1))
+
+
+def no_superposition(n_features: int, d_hidden: int, n_active: int) -> MLP:
+    """The same width without superposition: neuron k computes the AND of pair k exactly,
+    ReLU(x_i + x_j - 1), for the first min(d, P) pairs in row-major order; every other output is
+    the constant prior E[y_ij] = s(s-1) / (m(m-1)) (the MSE-best constant for exactly-s inputs).
+    Neurons beyond P read nothing. Shapes as ``MLP``: W_in (d, m), W_out (P, d)."""
+    pairs = all_pairs(n_features)
+    checks.positive_int("d_hidden", d_hidden)
+    prior = pair_prior(n_features, n_active)
+    n_exact = min(d_hidden, pairs.shape[0])
+    W_in = torch.zeros(d_hidden, n_features)
+    W_in[torch.arange(n_exact)[:, None], pairs[:n_exact]] = 1.0
+    W_out = torch.zeros(pairs.shape[0], d_hidden)
+    W_out[torch.arange(n_exact), torch.arange(n_exact)] = 1.0
+    b_out = torch.full((pairs.shape[0],), prior)
+    b_out[:n_exact] = 0.0
+    return MLP(W_in, -torch.ones(d_hidden), W_out, b_out)
+
+
+def no_superposition_mse(n_features: int, d_hidden, n_active: int) -> np.ndarray:
+    """Expected MSE of ``no_superposition`` on exactly-s inputs (exact): u pi (1 - pi), with
+    pi = s(s-1) / (m(m-1)) the probability that a pair is on and u = 1 - min(d, P) / P the fraction
+    of pairs answered by the prior. d_hidden: an int or an array of widths (same shape out)."""
+    P = all_pairs(n_features).shape[0]
+    prior = pair_prior(n_features, n_active)
+    return (1 - np.minimum(np.asarray(d_hidden, float), P) / P) * prior * (1 - prior)
 
 
 @dataclass
@@ -138,13 +191,15 @@ class TrainedMLPs:
 
 def train(n_features: int, d_hidden: int, n_active: int, *, loss_powers=(2.0, 8.0),
           n_steps: int = 2000, batch: int = 512, lr: float = 3e-3, seed: int = 0,
-          data_seed: int = 1, progress: bool = True, device: str | torch.device = "cpu"
-          ) -> TrainedMLPs:
+          data_seed: int = 1, frozen_input: MLP | None = None, progress: bool = True,
+          device: str | torch.device = "cpu") -> TrainedMLPs:
     """Train k = len(loss_powers) MLPs side by side with Adam (Kingma & Ba) on fresh exactly-s
     batches; the objective is the sum over instances of (mean |y_hat - y|^q)^(1/q).
 
     Instance i draws its initial weights (uniform +-1/sqrt(fan_in), as torch.nn.Linear) from
     seed + i; ``data_seed`` draws the input batches. The learning rate decays by a cosine from lr to lr/10.
+    With ``frozen_input`` (an ``MLP`` with W_in (d_hidden, m), b_in (d_hidden,), no embedding) every
+    instance keeps that first layer fixed and trains only W_out, b_out (spec §10, NB6).
     """
     checks.positive_int("n_steps", n_steps)
     checks.positive_int("batch", batch)
@@ -164,9 +219,19 @@ def train(n_features: int, d_hidden: int, n_active: int, *, loss_powers=(2.0, 8.
                 for shape, fan_in in [((d, m), m), ((d,), m), ((P, d), d), ((P,), d)]]
 
     dev = checks.device(device)
-    params = [torch.stack(ws).to(dev).requires_grad_() for ws in zip(*(init(i) for i in range(k)))]
+    params = [torch.stack(ws).to(dev) for ws in zip(*(init(i) for i in range(k)))]
+    if frozen_input is not None:
+        if (frozen_input.embedding is not None or frozen_input.W_in.shape != (d, m)
+                or frozen_input.b_in.shape != (d,)):
+            raise ValueError(f"frozen_input must have W_in ({d}, {m}), b_in ({d},) and no embedding, got "
+                             f"W_in {tuple(frozen_input.W_in.shape)}, b_in {tuple(frozen_input.b_in.shape)}")
+        params[:2] = [w.to(dev, torch.float32).expand(k, *w.shape).clone()
+                      for w in (frozen_input.W_in, frozen_input.b_in)]
+    trained = params[2:] if frozen_input is not None else params
+    for p in trained:
+        p.requires_grad_()
     q, pairs = q.to(dev), pairs.to(dev)
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = torch.optim.Adam(trained, lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda t: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t / n_steps)))
     history = torch.empty(n_steps, k)
@@ -207,14 +272,19 @@ def error_table(model: MLP, x: Tensor, pairs: Tensor) -> pd.DataFrame:
     rows = []
     for case, sel in [("both on", n_on == 2), ("one on", n_on == 1), ("none on", n_on == 0),
                       ("all", torch.ones_like(n_on, dtype=torch.bool))]:
-        e = err[sel].double()
-        if e.numel() == 0:
-            continue
-        qs = np.quantile(e.numpy(), [0.99, 0.999])
-        rows.append({"case": case, "mean": float(e.mean()), "q99": float(qs[0]),
-                     "q999": float(qs[1]), "max": float(e.max()),
-                     "wrong_bits": float((e > 0.5).double().mean()), "mse": float((e ** 2).mean())})
+        if sel.any():
+            rows.append({"case": case, **error_summary(err[sel])})
     return pd.DataFrame(rows)
+
+
+def error_summary(err: Tensor) -> dict[str, float]:
+    """Absolute errors of any shape -> mean, q99, q99.9, max, wrong_bits (fraction > 1/2), mse."""
+    if err.numel() == 0:
+        raise ValueError("err must hold at least one error, got an empty tensor")
+    e = err.detach().reshape(-1).double().cpu()
+    qs = np.quantile(e.numpy(), [0.99, 0.999])
+    return {"mean": float(e.mean()), "q99": float(qs[0]), "q999": float(qs[1]), "max": float(e.max()),
+            "wrong_bits": float((e > 0.5).double().mean()), "mse": float((e ** 2).mean())}
 
 
 def structure(model: MLP, x: Tensor, *, rel_tol: float = 0.01) -> dict[str, float]:

@@ -1,13 +1,15 @@
 """Constructed networks that compute in superposition, exported for interpretability research.
 
-Two safetensors files (https://huggingface.co/docs/safetensors; readable from PyTorch, NumPy, JAX,
+Safetensors files (https://huggingface.co/docs/safetensors; readable from PyTorch, NumPy, JAX,
 Rust), written under the repository's git-ignored ``outputs/`` folder:
 
-``uand.safetensors`` -- one hidden ReLU layer computing all m(m-1)/2 pairwise ANDs (sparse U-AND,
-spec §2; ``toysup.cis.and_mlp.construct``):
-    W_in (d, m) float32 in {0, 1}, b_in (d,), readoff (P, d), b_out (P,), pairs (P, 2) int64,
-    test.inputs (T, m) uint8, test.targets (T, P) uint8.
-    y_hat = readoff @ ReLU(W_in @ x + b_in) + b_out approximates targets (epsilon-linear read-off).
+``uand.safetensors``, ``uand_superposed.safetensors`` -- one hidden ReLU layer computing all
+m(m-1)/2 pairwise ANDs (U-AND, spec §2 and §3; ``toysup.cis.and_mlp.construct``):
+    W_in (d, m) float32 in {0, 1} (basis-aligned) or (d, d0) = B Phi^T (inputs in superposition),
+    embedding (d0, m) float32 (superposed file only: the network's input is Phi x),
+    b_in (d,), readoff (P, d), b_out (P,), pairs (P, 2) int64,
+    test.inputs (T, m) uint8 (the boolean features x), test.targets (T, P) uint8.
+    y_hat = readoff @ ReLU(W_in @ (Phi) x + b_in) + b_out approximates targets (epsilon-linear read-off).
 
 ``deep.safetensors`` -- a depth-L ReLU MLP emulating a random sparse boolean circuit with error
 correction (spec §5; ``toysup.cis.deep_circuits``). Stored in exact factored form, because the dense
@@ -20,8 +22,17 @@ layers are (hidden x hidden):
     networks W^l = C^l R^{l-1}); h^l = ReLU(W^l h^{l-1} + b^l), gate values v_hat^l = R^l h^l.
 ``load_uand`` / ``load_deep`` return these as tensors; ``load_deep`` also builds each dense W^l on
 demand and runs the dense network.
-Metadata (config, seeds, network) is in the file header, as JSON strings.
-``write_examples`` writes the book's two example networks (sizes in ``EXAMPLES``) and reads them back.
+
+Metadata (config, seeds, network) is in the file header, as JSON strings. Its "error" entry is the
+network's measured accuracy on the file's own test set, ``and_mlp.error_summary`` of |y_hat - y|
+over every (input, output) entry: "max" (the measured epsilon: a lower bound on the worst case over
+all inputs, since only the stored inputs are scored), "mean", "q99", "q999", "wrong_bits" (bit-error
+rate, error > 1/2) and "mse". Recompute it from the file with
+    u = load_uand(path); and_mlp.error_table(u["model"], u["inputs"], u["pairs"])  (row "all")
+    d = load_deep(path); and_mlp.error_summary((d["forward"](d["inputs"]) - d["values"])[1:].abs())
+(the deep file's entry is over layers 1..L, from the factored forward pass, equal to the dense one
+to float32 rounding).
+``write_examples`` writes the book's three example networks (sizes in ``EXAMPLES``) and reads them back.
 """
 import json
 from dataclasses import dataclass
@@ -35,9 +46,12 @@ from torch import Tensor
 from toysup.cis import and_mlp, deep_circuits, uand
 from toysup.paths import OUTPUTS
 
-# The book's exported networks (chapter 14): sparse U-AND and an error-corrected deep network.
-EXAMPLES = {"n_features": 64, "n_active": 2, "n_shared": 32, "uand_width": 2000, "d_or": 1200,
-            "d_and": 2400, "depth": 6, "margin": 0.4, "gate_prob": 0.1}
+# The book's exported networks (chapter 14): U-AND with 20x fewer neurons than ANDs, basis-aligned
+# and with inputs in superposition (d0 < m), and the error-corrected deep network.
+EXAMPLES = {"n_features": 128, "n_active": 2, "n_shared": 32, "uand_width": 400,
+            "superposed_width": 2000, "superposed_input": 64,
+            "deep_features": 256, "d_or": 1200, "d_and": 2400, "deep_shared": 32, "depth": 6,
+            "margin": 0.4, "gate_prob": 0.1}
 
 
 def default_dir() -> Path:
@@ -56,7 +70,7 @@ def _target(path: str | Path | None, name: str) -> Path:
 def export_uand(model: and_mlp.MLP, x_test: Tensor, *, metadata: dict | None = None,
                 path: str | Path | None = None) -> Path:
     """Write a one-layer AND network, its read-offs and a labelled test set; returns the path."""
-    m = model.W_in.shape[1]
+    m = x_test.shape[1]
     pairs = and_mlp.all_pairs(m)
     if model.W_out.shape[0] != pairs.shape[0]:
         raise ValueError(f"model must have P = {pairs.shape[0]} outputs for m = {m}, "
@@ -65,10 +79,14 @@ def export_uand(model: and_mlp.MLP, x_test: Tensor, *, metadata: dict | None = N
                "b_out": model.b_out, "pairs": pairs,
                "test.inputs": x_test.to(torch.uint8),
                "test.targets": and_mlp.and_targets(x_test, pairs).to(torch.uint8)}
+    if model.embedding is not None:
+        tensors["embedding"] = model.embedding
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    error = and_mlp.error_table(model, x_test, pairs).set_index("case").loc["all"].to_dict()
     out = _target(path, "uand.safetensors")
-    save_file(tensors, str(out), metadata={"kind": "uand", "json": json.dumps(metadata or {})})
+    save_file(tensors, str(out), metadata={"kind": "uand",
+                                           "json": json.dumps({**(metadata or {}), "error": error})})
     return out
 
 
@@ -84,10 +102,11 @@ def _read(path: str | Path | None, kind: str) -> tuple[dict[str, Tensor], dict[s
 
 
 def load_uand(path: str | Path | None = None) -> dict:
-    """Read ``export_uand``'s file: a dict with ``model`` (and_mlp.MLP), ``pairs``, ``inputs``,
-    ``targets`` (float32) and ``metadata``."""
+    """Read ``export_uand``'s file: a dict with ``model`` (and_mlp.MLP, with its embedding if the
+    file has one; it takes the boolean inputs), ``pairs``, ``inputs``, ``targets`` (float32) and
+    ``metadata`` (its "error" entry: see the module docstring for how to recompute it)."""
     t, meta = _read(path, "uand")
-    model = and_mlp.MLP(t["W_in"], t["b_in"], t["readoff"], t["b_out"])
+    model = and_mlp.MLP(t["W_in"], t["b_in"], t["readoff"], t["b_out"], t.get("embedding"))
     return {"model": model, "pairs": t["pairs"], "inputs": t["test.inputs"].float(),
             "targets": t["test.targets"].float(), "metadata": json.loads(meta["json"])}
 
@@ -99,6 +118,7 @@ def export_deep(circuit: deep_circuits.Circuit, config: deep_circuits.DeepConfig
     _, bs, Rs = deep_circuits.explicit_mlp(circuit, config, network=network, net_seed=net_seed,
                                            weights=False)
     truth = deep_circuits.evaluate_circuit(circuit, x_test)
+    values, _ = deep_circuits.run_network(circuit, config, x_test, network=network, net_seed=net_seed)
     tensors = {"circuit.perm": circuit.perm, "circuit.partner": circuit.partner,
                "circuit.gate_type": circuit.gate_type.long(),
                "test.inputs": x_test.to(torch.uint8), "test.values": truth.to(torch.uint8)}
@@ -110,7 +130,8 @@ def export_deep(circuit: deep_circuits.Circuit, config: deep_circuits.DeepConfig
     tensors = {k: v.contiguous() for k, v in tensors.items()}
     info = {"network": network, "net_seed": net_seed, "depth": circuit.depth,
             "n_features": circuit.n_features, "d_or": config.d_or, "d_and": config.d_and,
-            "n_shared": config.n_shared, "margin": config.margin, **(metadata or {})}
+            "n_shared": config.n_shared, "margin": config.margin, **(metadata or {}),
+            "error": and_mlp.error_summary((values - truth.float())[1:].abs())}
     out = _target(path, "deep.safetensors")
     save_file(tensors, str(out), metadata={"kind": "deep", "json": json.dumps(info)})
     return out
@@ -151,40 +172,48 @@ def load_deep(path: str | Path | None = None) -> dict:
 
 @dataclass(frozen=True)
 class Examples:
-    """What ``write_examples`` wrote and read back: paths, the largest difference between loaded and
-    original outputs, and the loaded networks' absolute errors on their test sets."""
+    """What ``write_examples`` wrote and read back, keyed "uand", "uand_superposed", "deep": paths,
+    the loaded metadata, the loaded networks' absolute errors on their test sets ((T, P) for U-AND,
+    (L, T, m) over layers 1..L for deep) and the largest difference between loaded and original
+    outputs over all three."""
 
-    uand_path: Path
-    deep_path: Path
-    roundtrip: float          # max |loaded - original| over both networks' outputs
-    uand_error: Tensor        # (T, P) |y_hat - y| of the loaded U-AND network
-    deep_error: Tensor        # (L, T, m) |v_hat - g| of the loaded deep network, layers 1..L
+    paths: dict[str, Path]
+    metadata: dict[str, dict]
+    errors: dict[str, Tensor]
+    roundtrip: float
 
 
 def write_examples(n_inputs: int, *, seed: int, folder: str | Path | None = None) -> Examples:
-    """Export the book's two networks (``EXAMPLES``) with n_inputs test inputs each, load them back
-    and score them. The U-AND network and both test sets are drawn from seed + 2000, the circuit
+    """Export the book's three networks (``EXAMPLES``) with n_inputs test inputs each, load them back
+    and score them. Both U-AND networks and all test sets are drawn from seed + 2000, the circuit
     and the deep network's connectivity from seed."""
     e = EXAMPLES
     folder = default_dir() if folder is None else Path(folder)
     gen = torch.Generator().manual_seed(seed + 2000)
-    uand_model = and_mlp.construct("sparse", e["n_features"], e["uand_width"],
-                                   n_shared=e["n_shared"], generator=gen)
+    shallow = {"uand": and_mlp.construct("sparse", e["n_features"], e["uand_width"],
+                                         n_shared=e["n_shared"], generator=gen),
+               "uand_superposed": and_mlp.construct("superposed", e["n_features"], e["superposed_width"],
+                                                    n_shared=e["n_shared"], d_input=e["superposed_input"],
+                                                    generator=gen)}
     uand_x = uand.sample_exactly_s(n_inputs, e["n_features"], e["n_active"], gen)
-    uand_path = export_uand(uand_model, uand_x, path=folder / "uand.safetensors", metadata={
-        "construction": "sparse U-AND", "n_shared": e["n_shared"], "n_active": e["n_active"],
-        "seed": seed + 2000})
-    circuit = deep_circuits.random_circuit(e["n_features"], e["depth"], gate_prob=e["gate_prob"],
+    paths, loaded, roundtrip = {}, {}, 0.0
+    for name, model in shallow.items():
+        paths[name] = export_uand(model, uand_x, path=folder / f"{name}.safetensors", metadata={
+            "construction": name, "n_shared": e["n_shared"], "n_active": e["n_active"], "seed": seed + 2000})
+        loaded[name] = load_uand(paths[name])
+        roundtrip = max(roundtrip, (loaded[name]["model"](uand_x) - model(uand_x)).abs().max().item())
+    circuit = deep_circuits.random_circuit(e["deep_features"], e["depth"], gate_prob=e["gate_prob"],
                                            generator=torch.Generator().manual_seed(seed))
-    config = deep_circuits.DeepConfig(d_or=e["d_or"], d_and=e["d_and"], n_shared=e["n_shared"],
+    config = deep_circuits.DeepConfig(d_or=e["d_or"], d_and=e["d_and"], n_shared=e["deep_shared"],
                                       margin=e["margin"])
     deep_x, _ = deep_circuits.sparse_inputs(circuit, n_inputs, e["n_active"], generator=gen)
-    deep_path = export_deep(circuit, config, deep_x, net_seed=seed, path=folder / "deep.safetensors",
-                            metadata={"n_active": e["n_active"], "gate_prob": e["gate_prob"]})
-    u, d = load_uand(uand_path), load_deep(deep_path)
+    paths["deep"] = export_deep(circuit, config, deep_x, net_seed=seed, path=folder / "deep.safetensors",
+                                metadata={"n_active": e["n_active"], "gate_prob": e["gate_prob"]})
+    loaded["deep"] = load_deep(paths["deep"])
     factored, _ = deep_circuits.run_network(circuit, config, deep_x, net_seed=seed)
-    roundtrip = max((u["model"](u["inputs"]) - uand_model(uand_x)).abs().max().item(),
-                    (d["forward"](d["inputs"])[1:] - factored[1:]).abs().max().item())
-    return Examples(uand_path, deep_path, roundtrip,
-                    (u["model"](u["inputs"]) - u["targets"]).abs(),
-                    (d["forward"](d["inputs"]) - d["values"]).abs()[1:])
+    dense = loaded["deep"]["forward"](loaded["deep"]["inputs"])
+    roundtrip = max(roundtrip, (dense[1:] - factored[1:]).abs().max().item())
+    errors = {name: (loaded[name]["model"](loaded[name]["inputs"]) - loaded[name]["targets"]).abs()
+              for name in shallow}
+    errors["deep"] = (dense - loaded["deep"]["values"]).abs()[1:]
+    return Examples(paths, {k: v["metadata"] for k, v in loaded.items()}, errors, roundtrip)
