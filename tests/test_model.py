@@ -18,13 +18,19 @@ def _setup(tied: bool, activation: str, k: int = 3, n: int = 40, m: int = 10):
 @pytest.mark.parametrize("tied", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "linear"])
 def test_hand_written_gradients_match_autograd(tied, activation, dense):
-    cfg, params, batch = _setup(tied, activation)
+    _, params, batch = _setup(tied, activation)
+    _assert_matches_autograd(params, batch, dense=dense)
+
+
+def _assert_matches_autograd(params, batch, **path):
+    """loss_and_grads against float64 autograd through ``model.forward`` on the dense x."""
+    cfg, tied = params.config, params.config.tied
     leaves = [t.double().requires_grad_() for t in params.tensors()]
     ref = model.AutoencoderParams(cfg, leaves[0], leaves[0] if tied else leaves[1], leaves[-1])
     x = batch.dense().double()
     ref_loss = model.loss_per_instance(x, model.forward(ref, x))
     ref_grads = torch.autograd.grad(ref_loss.sum(), leaves)
-    loss, grads = model.loss_and_grads(params, batch, dense=dense)
+    loss, grads = model.loss_and_grads(params, batch, **path)
     torch.testing.assert_close(loss.double(), ref_loss.detach(), rtol=1e-5, atol=1e-8)
     for got, want in zip(grads, ref_grads):
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-6 * want.abs().max().item())
@@ -136,3 +142,12 @@ def test_a_block_of_instances_is_a_view_with_its_own_config():
 def test_n_kept_outside_topk_is_refused():
     with pytest.raises(ValueError, match="n_kept"):
         model.AutoencoderConfig(10, 3, activation="relu", n_kept=2)
+
+
+@pytest.mark.parametrize("prob", [0.02, 0.5])      # the sparse and the dense encoder product
+def test_autograd_path_matches_autograd_at_both_densities(prob):
+    cfg = model.AutoencoderConfig(60, 12, 2, activation="gelu")
+    params = model.init_params(cfg, data.make_generators([0, 1], CPU))
+    batch = data.sample_sparse(torch.tensor([prob, prob]), 300, 60, data.make_generators([5, 6], CPU))
+    assert model.dense_input(batch) == (prob > model.DENSE_INPUT)
+    _assert_matches_autograd(params, batch)

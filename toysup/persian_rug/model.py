@@ -296,18 +296,19 @@ def loss_and_grads(params: AutoencoderParams, batch: SparseBatch,
 def _autograd_loss_and_grads(params: AutoencoderParams, batch: SparseBatch) -> tuple[Tensor, list[Tensor]]:
     """Per-instance loss (k,) and autograd gradients of its sum, in the order of ``params.tensors()``.
 
-    Same forward pass as ``residual`` (sparse encoder, dense decoder), then y = φ(pre) with the
-    registry activation and L_k = mean over batch and features of (y − x)² on the dense x.
+    Same forward pass as ``residual`` (the encoder's product sparse or dense by ``dense_input``, the
+    decoder dense), then y = φ(pre) with the registry activation and L_k = mean over batch and features of (y − x)² on the dense x.
     """
     cfg = params.config
     k, n, m, bsz = cfg.n_instances, cfg.n_features, cfg.d_hidden, batch.batch
     leaves = [t.detach().requires_grad_() for t in params.tensors()]
     ref = params.with_tensors(leaves)
+    x = batch.dense().transpose(0, 1)                                      # (k, batch, n)
     with torch.enable_grad():
-        h = (batch.csr @ ref.encoder.reshape(k * n, m)).view(k, bsz, m)
+        h = torch.bmm(x, ref.encoder) if dense_input(batch) else \
+            (batch.csr @ ref.encoder.reshape(k * n, m)).view(k, bsz, m)
         pre = torch.baddbmm(ref.b[:, None, :], h, ref.decoder.transpose(1, 2))
         y = activations.get(cfg.activation)(pre, ref.extra, ref.n_kept_tensor())
-        x = batch.dense().transpose(0, 1)                                  # (k, batch, n)
         loss = ((y - x) ** 2).mean(dim=(1, 2))
         grads = torch.autograd.grad(loss.sum(), leaves)
     return loss.detach(), list(grads)
