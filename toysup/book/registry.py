@@ -58,7 +58,8 @@ EXPECTED: dict[str, dict[str, Claim]] = {
                       "§6": claim(E, may_deviate=True)},
     "11_uand_superposition": {"§3.3": claim(E, C), "§3.2": claim(E, C, may_deviate=True)},
     "12_boolean_circuits": {"§4.1": claim(E, C), "§4.2": claim(E, C)},
-    "13_deep_circuits": {"§5.4": claim(E, C)},
+    "13_deep_circuits": {"§5.4": claim(E, C), "§5.1": claim(E, C, may_deviate=True), "§9": claim(E, C),
+                         "§1.2": claim(E, may_deviate=True)},
     "14_trained_vs_constructed": {"§6": claim(E, C), "§9": claim(E), "§2.1": claim(C), "§2.2": claim(E, C),
                                   "§10": claim(E, C), "§6.1": claim(E, C, may_deviate=True)},
 }

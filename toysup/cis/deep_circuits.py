@@ -31,6 +31,23 @@ W^l = [C R^{l-1}; C R^{l-1}] and W^1 = [C; C]. R^l has shape (m, hidden).
 
 Shapes: inputs x0 (T, m) float; circuit values (L+1, T, m) bool; read-off values (L+1, T, m) float.
 The factored code never builds an m x m matrix or all pair read-offs: only the pairs the circuit uses.
+
+Wiring (``WIRINGS``). "dense" draws each layer's (d, m) 0/1 matrices entry by entry (d m uniforms);
+"sparse" draws, from the same per-layer seed, only the connections: each gate's neurons as the
+positions of a Bernoulli process (geometric gaps), held as sparse (d, m) matrices, so a layer costs
+O(connections) = O(m (K + sqrt(K d_and))) in time and memory instead of O(m d). Every neuron's
+pre-activation is still computed exactly: read-off noise reaches every neuron, so skipping the
+neurons that no active gate reaches would assume the very noise bound the run tests. The two
+wirings are different draws of the same distribution; ``explicit_mlp`` builds either densely.
+
+Circuits whose AND gates fire (``twin_circuit``). With random partners an AND gate almost never has
+both inputs on (spec §9, pitfall 7). A twinned circuit carries every signal on two gates (2j, 2j+1,
+"twins") and gives a fraction of the AND gates the twin of their first input as partner: such a gate
+outputs 1 whenever its signal is on, through the AND pool's pair read-off like any AND.
+
+Inputs in superposition (``superposed_readoffs``): the network input is x = Phi b (d_input < m,
+Phi from ``uand.embedding_columns``), so the first layer reads v_hat^0 = Phi^T x = Phi^T Phi b
+instead of b; W^1 = C Phi^T is still one fixed linear map.
 """
 from dataclasses import dataclass
 
@@ -38,12 +55,14 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
+from tqdm import tqdm   # plain text bar: tqdm.auto warns when ipywidgets is missing
 
 from toysup import checks, fits
 from toysup.cis import uand
 
 COPY, AND, OR = 0, 1, 2
 NETWORKS = ("ec", "naive_centred", "naive_raw")   # error-corrected and the two naive chains
+WIRINGS = ("dense", "sparse")
 
 
 @dataclass(frozen=True)
@@ -83,6 +102,34 @@ def random_circuit(n_features: int, depth: int, *, gate_prob: float = 0.1,
     return Circuit(perm, partner, gate_type)
 
 
+def twin_circuit(n_signals: int, depth: int, *, gate_prob: float = 0.1, twin_and_prob: float = 0.1,
+                 first_copy: bool = True, generator: torch.Generator) -> Circuit:
+    """Twinned circuit of width m = 2 n_signals: gates 2j and 2j+1 always carry the same value.
+
+    Signal j of layer l+1 is type_j(signal perm_j, signal partner_j) of layer l, as in
+    ``random_circuit`` (COPY w.p. 1 - 2q - t, AND w.p. q, OR w.p. q), computed once on each twin
+    (gate 2j + k reads gates 2 perm_j + k and 2 partner_j + k); with probability t
+    (``twin_and_prob``) it is instead AND(gate 2 perm_j + k, its twin 2 perm_j + 1 - k), which is on
+    exactly when signal perm_j is. Arrays (depth, 2 n_signals); inputs must be twinned
+    (``sparse_inputs(..., twinned=True)``)."""
+    if not 0 <= twin_and_prob <= 1 - 2 * gate_prob:
+        raise ValueError(f"twin_and_prob must lie in [0, 1 - 2 gate_prob = {1 - 2 * gate_prob:g}], "
+                         f"got {twin_and_prob!r}")
+    signals = random_circuit(n_signals, depth, gate_prob=gate_prob, first_copy=first_copy,
+                             generator=generator)
+    cut = twin_and_prob / (1 - 2 * gate_prob) if twin_and_prob else 0.0     # P(twin | COPY drawn)
+    twin = torch.rand(depth, n_signals, generator=generator) < cut
+    twin &= signals.gate_type == COPY
+    if first_copy:
+        twin[0] = False
+    k = torch.arange(2)
+    perm = (2 * signals.perm[..., None] + k).flatten(1)
+    partner = torch.where(twin[..., None], 2 * signals.perm[..., None] + 1 - k,
+                          2 * signals.partner[..., None] + k).flatten(1)
+    gate_type = torch.where(twin, AND, signals.gate_type).repeat_interleave(2, dim=1)
+    return Circuit(perm, partner, gate_type)
+
+
 def evaluate_circuit(circuit: Circuit, x0: Tensor) -> Tensor:
     """Ground-truth gate values of every layer: (L+1, T, m) bool, layer 0 = x0."""
     g = x0.bool()
@@ -96,27 +143,41 @@ def evaluate_circuit(circuit: Circuit, x0: Tensor) -> Tensor:
 
 
 def sparse_inputs(circuit: Circuit, n_inputs: int, n_active: int, *, max_active: int | None = None,
-                  generator: torch.Generator, max_draws: int = 64) -> tuple[Tensor, Tensor]:
-    """Exactly-s inputs kept only if every layer has at most ``max_active`` (default 2s) gates on.
+                  generator: torch.Generator, max_draws: int = 64, twinned: bool = False,
+                  min_active: int = 0) -> tuple[Tensor, Tensor]:
+    """Exactly-s inputs kept only if every layer has at most ``max_active`` (default 2s) gates on,
+    and at least ``min_active`` (default 0; 1 keeps only inputs whose circuit never dies out).
 
+    ``twinned`` (for ``twin_circuit``): s of the m/2 signals on, each on both its gates, so 2s gates
+    are on at layer 0 and ``max_active`` defaults to 4s gates.
     Returns x0 (T, m) float32 and the circuit values (L+1, T, m) bool. Draws batches of 4T
     candidates until T pass; raises ValueError if ``max_draws`` batches do not suffice.
     """
     checks.positive_int("n_inputs", n_inputs)
-    max_active = 2 * n_active if max_active is None else max_active
+    on = 2 * n_active if twinned else n_active
+    max_active = 2 * on if max_active is None else max_active
     checks.positive_int("max_active", max_active)
+    if not 0 <= min_active <= max_active:
+        raise ValueError(f"min_active must lie in [0, max_active={max_active}], got {min_active!r}")
+    if twinned and circuit.n_features % 2:
+        raise ValueError(f"twinned inputs need an even n_features, got {circuit.n_features}")
     kept_x, kept_g, n_kept = [], [], 0
     for _ in range(max_draws):
-        x = uand.sample_exactly_s(4 * n_inputs, circuit.n_features, n_active, generator)
+        if twinned:
+            x = uand.sample_exactly_s(4 * n_inputs, circuit.n_features // 2, n_active,
+                                      generator).repeat_interleave(2, dim=1)
+        else:
+            x = uand.sample_exactly_s(4 * n_inputs, circuit.n_features, n_active, generator)
         g = evaluate_circuit(circuit, x)
-        ok = (g.sum(dim=2) <= max_active).all(dim=0)
+        on = g.sum(dim=2)
+        ok = ((on <= max_active) & (on >= min_active)).all(dim=0)
         kept_x.append(x[ok])
         kept_g.append(g[:, ok])
         n_kept += int(ok.sum())
         if n_kept >= n_inputs:
             return torch.cat(kept_x)[:n_inputs], torch.cat(kept_g, dim=1)[:, :n_inputs]
     raise ValueError(f"max_draws={max_draws} batches gave only {n_kept} of n_inputs={n_inputs} "
-                     f"inputs with at most max_active={max_active} gates on per layer")
+                     f"inputs with min_active={min_active} to max_active={max_active} gates on per layer")
 
 
 @dataclass(frozen=True)
@@ -157,17 +218,122 @@ def _check_network(network: str) -> None:
         raise ValueError(f"network must be one of {NETWORKS}, got {network!r}")
 
 
+def _layer_generator(layer: int, net_seed: int) -> torch.Generator:
+    checks.positive_int("layer", layer)
+    return torch.Generator().manual_seed(1_000_003 * int(net_seed) + layer)
+
+
 def connectivity(config: DeepConfig, n_features: int, layer: int, net_seed: int
                  ) -> tuple[Tensor, Tensor]:
     """Connectivity (B_or (d_or, m), B_and (d_and, m)) bool of network layer ``layer`` >= 1.
 
     Regenerated deterministically from (net_seed, layer), so a depth-L network costs no memory.
     """
-    checks.positive_int("layer", layer)
-    gen = torch.Generator().manual_seed(1_000_003 * int(net_seed) + layer)
+    gen = _layer_generator(layer, net_seed)
     B_or = torch.rand(config.d_or, n_features, generator=gen) < config.or_prob
     B_and = torch.rand(config.d_and, n_features, generator=gen) < config.and_prob
     return B_or, B_and
+
+
+def bernoulli_rows(n_rows: int, n_cols: int, prob: float, generator: torch.Generator) -> Tensor:
+    """(n_rows, n_cols) matrix of i.i.d. Bernoulli(prob) 0/1 entries as a sparse CSR float32
+    tensor, drawn row by row as a Bernoulli process: the gaps between successive ones of a row are
+    Geometric(prob) (floor of an exponential), so only about prob n_rows n_cols numbers are drawn."""
+    checks.positive_int("n_rows", n_rows)
+    checks.positive_int("n_cols", n_cols)
+    prob = checks.unit_interval("prob", prob, closed_low=True)
+    if prob == 1.0:
+        return torch.ones(n_rows, n_cols).to_sparse_csr()
+    block = int(n_cols * prob + 6 * np.sqrt(n_cols * prob) + 8)      # gaps per row per draw
+    rate = -np.log1p(-prob)                                          # 0 when prob = 0: no ones
+    cols = torch.full((n_rows, 1), -1.0)
+    while (cols[:, -1] < n_cols).any():                              # a second block: rare
+        gaps = torch.floor(torch.empty(n_rows, block).exponential_(generator=generator) / rate) + 1
+        cols = torch.cat([cols, cols[:, -1:] + gaps.cumsum(1)], dim=1)
+    keep = (cols >= 0) & (cols < n_cols)                             # ascending along each row
+    crow = torch.zeros(n_rows + 1, dtype=torch.long)
+    crow[1:] = keep.sum(1).cumsum(0)
+    index = cols[keep].long()
+    return torch.sparse_csr_tensor(crow, index, torch.ones(index.numel()), (n_rows, n_cols),
+                                   check_invariants=False)
+
+
+class Pool:
+    """One pool's 0/1 connectivity B (d, m) (``WIRINGS``): a dense float tensor, or sparse CSR.
+
+    ``pre(v)`` = v B^T (T, d), ``read(a)`` = a B (T, m), ``counts()`` = |N_u| (m,),
+    ``columns(idx)`` = B[:, idx] dense (d, len(idx)); each costs O(connections) when sparse."""
+
+    def __init__(self, B: Tensor) -> None:
+        self.B = B
+        self.sparse = B.layout == torch.sparse_csr
+        self._Bt: Tensor | None = None
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> "Pool":
+        if not self.sparse:
+            return Pool(self.B.to(device, dtype))
+        B = self.B
+        return Pool(torch.sparse_csr_tensor(B.crow_indices(), B.col_indices(), B.values().to(dtype),
+                                            B.shape, check_invariants=False).to(device))
+
+    def dense(self) -> Tensor:
+        return self.B.to_dense() if self.sparse else self.B
+
+    def pre(self, v: Tensor) -> Tensor:
+        return (self.B @ v.T).T if self.sparse else v @ self.B.T
+
+    def _transposed(self) -> Tensor:
+        if self._Bt is None:
+            B = self.B
+            rows = torch.repeat_interleave(torch.arange(B.shape[0], device=B.device), B.crow_indices().diff())
+            coo = torch.sparse_coo_tensor(torch.stack([B.col_indices(), rows]), B.values(), B.shape[::-1],
+                                          check_invariants=False)
+            self._Bt = coo.coalesce().to_sparse_csr()
+        return self._Bt
+
+    def read(self, a: Tensor) -> Tensor:
+        return (self._transposed() @ a.T).T if self.sparse else a @ self.B
+
+    def counts(self) -> Tensor:
+        if not self.sparse:
+            return self.B.sum(0)
+        cols = self.B.col_indices()
+        return torch.zeros(self.B.shape[1], dtype=self.B.dtype, device=cols.device).index_add_(
+            0, cols, self.B.values())
+
+    def columns(self, idx: Tensor) -> Tensor:
+        if not self.sparse:
+            return self.B[:, idx]
+        B = self.B
+        gates, inverse = torch.unique(idx, return_inverse=True)
+        slot = torch.full((B.shape[1],), -1, dtype=torch.long, device=idx.device)
+        slot[gates] = torch.arange(gates.numel(), device=idx.device)
+        hit = slot[B.col_indices()]                                   # (nnz,): column's slot or -1
+        at = (hit >= 0).nonzero().squeeze(1)
+        rows = torch.searchsorted(B.crow_indices(), at, right=True) - 1
+        out = torch.zeros(B.shape[0] * gates.numel(), dtype=B.dtype, device=idx.device)
+        out[rows * gates.numel() + hit[at]] = 1
+        return out.view(B.shape[0], gates.numel())[:, inverse]
+
+
+def sparse_connectivity(config: DeepConfig, n_features: int, layer: int, net_seed: int
+                        ) -> tuple[Tensor, Tensor]:
+    """The "sparse" wiring of network layer ``layer`` >= 1: (B_or (d_or, m), B_and (d_and, m)) as
+    sparse CSR float32 0/1 matrices (``bernoulli_rows``), from the same per-layer seed as
+    ``connectivity`` (a different draw of the same distribution)."""
+    gen = _layer_generator(layer, net_seed)
+    return (bernoulli_rows(config.d_or, n_features, config.or_prob, gen),
+            bernoulli_rows(config.d_and, n_features, config.and_prob, gen))
+
+
+def wiring_of(wiring: str, config: DeepConfig, n_features: int, layer: int, net_seed: int
+              ) -> tuple[Pool, Pool]:
+    """Layer ``layer``'s (OR pool, AND pool) connectivity, drawn as ``wiring`` (``WIRINGS``)."""
+    if wiring not in WIRINGS:
+        raise ValueError(f"wiring must be one of {WIRINGS}, got {wiring!r}")
+    if wiring == "sparse":
+        return tuple(Pool(B) for B in sparse_connectivity(config, n_features, layer, net_seed))
+    return tuple(Pool(B.float()) for B in connectivity(config, n_features, layer, net_seed))
 
 
 def _units(z: Tensor, a: float, b: float) -> Tensor:
@@ -177,60 +343,99 @@ def _units(z: Tensor, a: float, b: float) -> Tensor:
     return (torch.relu(z - a) - torch.relu(z - b)) / (b - a)
 
 
-def _gate_readoffs(a_or: Tensor, a_and: Tensor, B_or: Tensor, B_and: Tensor, perm: Tensor,
-                   partner: Tensor, gate_type: Tensor, centred: bool) -> tuple[Tensor, int]:
-    """Read-off values (T, m) of the gates built from the pool outputs, and # empty read-offs."""
-    Bo = B_or.to(a_or.dtype)
-    n_u = Bo.sum(0)
-    copy = (a_or @ Bo) / n_u.clamp(min=1)                            # (T, m): COPY(u) for all u
+@dataclass(frozen=True)
+class _ReadoffSets:
+    """One layer's read-off sets: |N_u| (m,), the non-COPY gates ``pair`` (P,) with their inputs
+    u, v (P,), the masks of N_uv (d_and, P) and |N_uv| (P,)."""
+
+    n_u: Tensor
+    pair: Tensor
+    u: Tensor
+    v: Tensor
+    mask: Tensor
+    n_uv: Tensor
+
+    @property
+    def empty(self) -> int:
+        return int((self.n_u == 0).sum() + (self.n_uv == 0).sum())
+
+
+def _readoff_sets(B_or: Pool, B_and: Pool, perm: Tensor, partner: Tensor, gate_type: Tensor
+                  ) -> _ReadoffSets:
+    pair = (gate_type != COPY).nonzero().squeeze(1)
+    u, v = perm[pair], partner[pair]
+    cols = B_and.columns(torch.cat([u, v]))                           # (d_and, 2P): used gates only
+    mask = cols[:, :pair.numel()] * cols[:, pair.numel():]           # (d_and, P): N_uv
+    return _ReadoffSets(B_or.counts(), pair, u, v, mask, mask.sum(0))
+
+
+def _gate_readoffs(a_or: Tensor, a_and: Tensor, B_or: Pool, sets: _ReadoffSets, perm: Tensor,
+                   gate_type: Tensor, centred: bool) -> Tensor:
+    """Read-off values (T, m) of the gates built from the pool outputs a_or (T, d_or), a_and (T, d_and)."""
+    copy = B_or.read(a_or) / sets.n_u.clamp(min=1)                   # (T, m): COPY(u) for all u
     if centred:
         copy = copy - a_or.mean(1, keepdim=True)
-    empty = int((n_u == 0).sum())
     values = copy[:, perm].clone()
-    pair = (gate_type != COPY).nonzero().squeeze(1)
-    if pair.numel():
-        u, v = perm[pair], partner[pair]
-        mask = (B_and[:, u] & B_and[:, v]).to(a_and.dtype)           # (d_and, P): only used pairs
-        n_uv = mask.sum(0)
-        empty += int((n_uv == 0).sum())
-        and_val = (a_and @ mask) / n_uv.clamp(min=1)
+    if sets.pair.numel():
+        and_val = (a_and @ sets.mask) / sets.n_uv.clamp(min=1)
         if centred:
             and_val = and_val - a_and.mean(1, keepdim=True)
-        is_or = gate_type[pair] == OR
-        or_val = copy[:, u] + copy[:, v] - and_val
-        values[:, pair] = torch.where(is_or, or_val, and_val)
-    return values, empty
+        is_or = gate_type[sets.pair] == OR
+        or_val = copy[:, sets.u] + copy[:, sets.v] - and_val
+        values[:, sets.pair] = torch.where(is_or, or_val, and_val)
+    return values
+
+
+def run_networks(circuit: Circuit, config: DeepConfig, x0: Tensor, *, networks: tuple[str, ...] = NETWORKS,
+                 net_seed: int = 0, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
+                 wiring: str = "dense", progress: bool = False) -> dict[str, tuple[Tensor, int]]:
+    """Factored forward passes of several networks on one connectivity, drawn once per layer:
+    {network: (read-off values v_hat^l for l = 0..L, (L+1, T, m), number of empty read-off sets
+    met (their read-off is 0))}. v_hat^0 = x0 (or ``superposed_readoffs``). naive_raw runs in
+    float64. ``wiring`` (``WIRINGS``): how each layer's connectivity is drawn and multiplied
+    ("sparse" costs O(connections) per layer). ``progress``: a tqdm bar over layers. On the CPU."""
+    for network in networks:
+        _check_network(network)
+    dev = checks.device(device)
+    m = circuit.n_features
+    if x0.shape[-1] != m:
+        raise ValueError(f"x0 must have {m} columns (n_features), got shape {tuple(x0.shape)}")
+    types = {n: torch.float64 if n == "naive_raw" else dtype for n in networks}
+    v = {n: x0.to(dev, types[n]) for n in networks}
+    out = {n: [v[n].cpu()] for n in networks}
+    empty = dict.fromkeys(networks, 0)
+    for l in tqdm(range(1, circuit.depth + 1), disable=not progress, desc="network layers"):
+        pools = wiring_of(wiring, config, m, l, net_seed)
+        perm, partner, gate_type = (circuit.perm[l - 1].to(dev), circuit.partner[l - 1].to(dev),
+                                    circuit.gate_type[l - 1].to(dev))
+        cast = {}
+        for t in set(types.values()):
+            B_or, B_and = (P.to(dev, t) for P in pools)
+            cast[t] = B_or, B_and, _readoff_sets(B_or, B_and, perm, partner, gate_type)
+        for n in networks:
+            a_or_t, b_or_t, a_and_t, b_and_t = config.thresholds(n)
+            B_or, B_and, sets = cast[types[n]]
+            a_or = _units(B_or.pre(v[n]), a_or_t, b_or_t)
+            a_and = _units(B_and.pre(v[n]), a_and_t, b_and_t)
+            v[n] = _gate_readoffs(a_or, a_and, B_or, sets, perm, gate_type, centred=n != "naive_raw")
+            empty[n] += sets.empty
+            out[n].append(v[n].cpu())
+    return {n: (torch.stack(out[n]), empty[n]) for n in networks}
 
 
 def run_network(circuit: Circuit, config: DeepConfig, x0: Tensor, *, network: str = "ec",
                 net_seed: int = 0, dtype: torch.dtype = torch.float32,
-                device: str | torch.device = "cpu") -> tuple[Tensor, int]:
-    """Factored forward pass: read-off values v_hat^l for l = 0..L, (L+1, T, m), and the number of
-    empty read-off sets met (their read-off is 0). v_hat^0 = x0. Returned on the CPU."""
-    _check_network(network)
-    dev = checks.device(device)
-    a_or_t, b_or_t, a_and_t, b_and_t = config.thresholds(network)
-    m = circuit.n_features
-    if x0.shape[-1] != m:
-        raise ValueError(f"x0 must have {m} columns (n_features), got shape {tuple(x0.shape)}")
-    v = x0.to(dev, dtype)
-    out, empty = [v.cpu()], 0
-    for l in range(1, circuit.depth + 1):
-        B_or, B_and = (B.to(dev) for B in connectivity(config, m, l, net_seed))
-        a_or = _units(v @ B_or.to(dtype).T, a_or_t, b_or_t)
-        a_and = _units(v @ B_and.to(dtype).T, a_and_t, b_and_t)
-        v, e = _gate_readoffs(a_or, a_and, B_or, B_and, circuit.perm[l - 1].to(dev),
-                              circuit.partner[l - 1].to(dev), circuit.gate_type[l - 1].to(dev),
-                              centred=network != "naive_raw")
-        empty += e
-        out.append(v.cpu())
-    return torch.stack(out), empty
+                device: str | torch.device = "cpu", wiring: str = "dense") -> tuple[Tensor, int]:
+    """``run_networks`` for one network: (values (L+1, T, m), number of empty read-off sets)."""
+    return run_networks(circuit, config, x0, networks=(network,), net_seed=net_seed, dtype=dtype,
+                        device=device, wiring=wiring)[network]
 
 
 def explicit_mlp(circuit: Circuit, config: DeepConfig, *, network: str = "ec", net_seed: int = 0,
-                 max_hidden: int = 20_000, weights: bool = True
+                 max_hidden: int = 20_000, weights: bool = True, wiring: str = "dense"
                  ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
-    """The same network as explicit ReLU layers (float64; small sizes only).
+    """The same network as explicit ReLU layers (float64; small sizes only), dense whatever the
+    ``wiring`` its connectivity was drawn with.
 
     Returns weights W^l (hidden, in), biases b^l (hidden,) and read-offs R^l (m, hidden) for
     l = 1..L, with h^l = ReLU(W^l h^{l-1} + b^l), h^0 = x0 and v_hat^l = R^l h^l.
@@ -251,7 +456,7 @@ def explicit_mlp(circuit: Circuit, config: DeepConfig, *, network: str = "ec", n
     Ws, bs, Rs = [], [], []
     R_prev = torch.eye(m, dtype=torch.float64)
     for l in range(1, circuit.depth + 1):
-        B_or, B_and = connectivity(config, m, l, net_seed)
+        B_or, B_and = (P.dense() for P in wiring_of(wiring, config, m, l, net_seed))
         C = torch.cat([B_or, B_and]).double()                       # (D, m)
         if weights:
             W = C @ R_prev
@@ -304,25 +509,62 @@ def layer_errors(values: Tensor, truth: Tensor, *, threshold: float = 0.5) -> pd
     return pd.DataFrame(rows)
 
 
+def superposed_readoffs(x0: Tensor, d_input: int, seed: int) -> Tensor:
+    """v_hat^0 = Phi^T Phi b (T, m) float32 of inputs b = x0 (T, m) in {0, 1} embedded as x = Phi b in
+    d_input dimensions (``uand.embedding_columns``, unit Gaussian columns from ``seed``); only the
+    overlaps with the features some input uses are built (``uand.embedding_gram``)."""
+    checks.positive_int("d_input", d_input)
+    used = x0.bool().any(0).nonzero().squeeze(1)
+    gram = uand.embedding_gram(used, x0.shape[1], d_input, seed)      # (m, F)
+    return x0[:, used].float() @ gram.T
+
+
+def and_on_errors(values: Tensor, truth: Tensor, circuit: Circuit) -> pd.DataFrame:
+    """The AND path: per layer l = 1..L, how many AND gate values are 1 (``and_on``), and the largest
+    |v_hat - 1| and the fraction above 1/2 among them (``and_on_max``, ``and_on_ber``; NaN if none).
+    values (L+1, T, m) float, truth (L+1, T, m) bool."""
+    rows = []
+    for l in range(1, values.shape[0]):
+        on = truth[l] & (circuit.gate_type[l - 1] == AND)[None, :]
+        err = (values[l][on].double() - 1).abs()
+        rows.append({"layer": l, "and_on": int(on.sum()),
+                     "and_on_max": float(err.max()) if err.numel() else float("nan"),
+                     "and_on_ber": float((err > 0.5).double().mean()) if err.numel() else float("nan")})
+    return pd.DataFrame(rows)
+
+
 def depth_experiment(n_features: int, depth: int, config: DeepConfig, *, n_active: int = 3,
                      n_inputs: int = 128, gate_prob: float = 0.1, net_seed: int = 0,
                      networks: tuple[str, ...] = NETWORKS, generator: torch.Generator,
-                     device: str | torch.device = "cpu") -> pd.DataFrame:
+                     device: str | torch.device = "cpu", twin_and_prob: float | None = None,
+                     wiring: str = "dense", d_input: int | None = None, progress: bool = False,
+                     min_active: int = 0) -> pd.DataFrame:
     """Spec §5.4 NB4: one circuit, kept sparse inputs, every network on the same connectivity.
 
     The circuit is drawn from ``net_seed`` (network randomness), the inputs from ``generator``.
-    Returns ``layer_errors`` rows with a ``network`` column. naive_raw runs in float64.
+    ``twin_and_prob``: a ``twin_circuit`` of n_features gates with that fraction of twin ANDs and
+    twinned inputs (n_active signals on, 2 n_active gates); None: a ``random_circuit``.
+    ``d_input``: inputs in superposition in d_input dimensions (``superposed_readoffs``, embedding
+    from net_seed); None: basis-aligned. ``wiring``, ``progress``: as in ``run_networks``;
+    ``min_active``: as in ``sparse_inputs``.
+    Returns ``layer_errors`` rows joined with ``and_on_errors``, with a ``network`` column.
+    naive_raw runs in float64.
     """
-    circuit = random_circuit(n_features, depth, gate_prob=gate_prob,
-                             generator=torch.Generator().manual_seed(int(net_seed)))
-    x0, truth = sparse_inputs(circuit, n_inputs, n_active, generator=generator)
-    frames = []
-    for network in networks:
-        dtype = torch.float64 if network == "naive_raw" else torch.float32
-        values, _ = run_network(circuit, config, x0, network=network, net_seed=net_seed, dtype=dtype,
-                                device=device)
-        frames.append(layer_errors(values, truth).assign(network=network))
-    return pd.concat(frames, ignore_index=True)
+    gen = torch.Generator().manual_seed(int(net_seed))
+    if twin_and_prob is None:
+        circuit = random_circuit(n_features, depth, gate_prob=gate_prob, generator=gen)
+    else:
+        if n_features % 2:
+            raise ValueError(f"a twin circuit needs an even n_features, got {n_features}")
+        circuit = twin_circuit(n_features // 2, depth, gate_prob=gate_prob, twin_and_prob=twin_and_prob,
+                               generator=gen)
+    x0, truth = sparse_inputs(circuit, n_inputs, n_active, generator=generator,
+                              twinned=twin_and_prob is not None, min_active=min_active)
+    v0 = x0 if d_input is None else superposed_readoffs(x0, d_input, net_seed)
+    runs = run_networks(circuit, config, v0, networks=networks, net_seed=net_seed, device=device,
+                        wiring=wiring, progress=progress)
+    return pd.concat([layer_errors(values, truth).merge(and_on_errors(values, truth, circuit), on="layer")
+                      .assign(network=network) for network, (values, _) in runs.items()], ignore_index=True)
 
 
 def and_noise_theory(n_features: int, d: int, n_shared: float, n_active: int) -> float:
@@ -347,24 +589,58 @@ def and_noise(n_features: int, d: int, *, n_shared: float = 16.0, n_active: int 
 
 def capacity_grid(n_features_grid, d_grid, *, n_shared: float = 16.0, n_active: int = 3,
                   n_inputs: int = 64, net_seeds=(0, 1, 2), generator: torch.Generator,
-                  device: str | torch.device = "cpu") -> pd.DataFrame:
+                  device: str | torch.device = "cpu", by_seed: bool = False) -> pd.DataFrame:
     """sigma_and on the (m, d) grid, averaged (in variance) over network seeds, with theory.
 
-    Columns: m, d, sigma, sigma_theory, x = m / d^1.5, var = sigma^2.
+    Columns: m, d, sigma, sigma_theory, x = m / d^1.5, var = sigma^2. ``by_seed``: one row per
+    (m, d, network seed) instead (column ``seed``, no average; ``seed_average`` averages it).
     """
     rows = []
     for d in d_grid:
         for m in n_features_grid:
-            var = np.mean([and_noise(int(m), int(d), n_shared=n_shared, n_active=n_active,
-                                     n_inputs=n_inputs, net_seed=s, generator=generator,
-                                     device=device) ** 2
-                           for s in net_seeds])
-            rows.append({"m": int(m), "d": int(d), "sigma": float(np.sqrt(var)),
-                         "sigma_theory": and_noise_theory(int(m), int(d), n_shared, n_active)})
+            for s in net_seeds:
+                sigma = and_noise(int(m), int(d), n_shared=n_shared, n_active=n_active,
+                                  n_inputs=n_inputs, net_seed=s, generator=generator, device=device)
+                rows.append({"m": int(m), "d": int(d), "seed": s, "var": sigma ** 2,
+                             "sigma_theory": and_noise_theory(int(m), int(d), n_shared, n_active)})
     df = pd.DataFrame(rows)
+    return df.assign(sigma=np.sqrt(df["var"])) if by_seed else seed_average(df)
+
+
+def seed_average(by_seed: pd.DataFrame) -> pd.DataFrame:
+    """``capacity_grid``'s table from its ``by_seed`` form: the variance averaged over seeds."""
+    df = by_seed.groupby(["m", "d"], sort=False, as_index=False).agg(
+        var=("var", "mean"), sigma_theory=("sigma_theory", "first"))
+    df["sigma"] = np.sqrt(df["var"])
     df["x"] = df["m"] / df["d"] ** 1.5
-    df["var"] = df["sigma"] ** 2
-    return df
+    return df[["m", "d", "sigma", "sigma_theory", "x", "var"]]
+
+
+def crossing_width(by_seed: pd.DataFrame, sigma_target: float, ratio: float, *,
+                   relus_per_width: int = 4, n_boot: int = 2000, seed: int = 0) -> fits.Interval:
+    """log10 of the width d at which the circuit width m_max(d) reaches ``ratio`` times the network's
+    relus_per_width d ReLUs per layer, extrapolated from the fit log sigma^2 = c + a log m + b log d
+    of ``capacity_grid(..., by_seed=True)`` (m_max: sigma(m_max, d) = sigma_target), with a 95 %
+    ``fits.bootstrap`` interval over network seeds and the (m, d) points of each. Replicates in
+    which m_max grows no faster than d (no crossing) are dropped."""
+    if not sigma_target > 0 or not ratio > 0:
+        raise ValueError(f"sigma_target and ratio must be > 0, got {sigma_target!r}, {ratio!r}")
+    checks.positive_int("relus_per_width", relus_per_width)
+    groups = [np.column_stack([np.log(g["m"]), np.log(g["d"]), np.log(g["var"])])
+              for _, g in by_seed.groupby("seed")]
+
+    def statistic(rows: np.ndarray) -> float:
+        X = np.column_stack([np.ones(len(rows)), rows[:, 0], rows[:, 1]])
+        if np.linalg.matrix_rank(X) < 3:                              # a replicate with one m or one d
+            return float("nan")
+        c, a, b = np.linalg.lstsq(X, rows[:, 2], rcond=None)[0]
+        growth = 1 + b / a                                            # < 0 iff m_max / d grows with d
+        if not a > 0 or not growth < 0:
+            return float("nan")
+        log_d = ((2 * np.log(sigma_target) - c) / a - np.log(ratio * relus_per_width)) / growth
+        return float(log_d / np.log(10))
+
+    return fits.bootstrap(groups, statistic, n_boot=n_boot, seed=seed)
 
 
 @dataclass(frozen=True)
