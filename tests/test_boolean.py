@@ -109,3 +109,120 @@ def test_multilinear_form_and_function_table():
     table = boolean.function_table(funcs).loc["OR"]
     assert table.index.tolist() == ["00", "01", "10", "11"]
     assert table["target"].tolist() == [0, 1, 1, 1] and (table["n"] > 0).all()
+
+
+# ---------------------------------------------------------------------------------------- noise, superposed
+def test_relu_gaussian_mean_limits_and_monte_carlo():
+    assert boolean.relu_gaussian_mean(0.0, 1.0) == pytest.approx(1 / math.sqrt(2 * math.pi))
+    np.testing.assert_allclose(boolean.relu_gaussian_mean([-1.0, 0.5], 0.0), [0.0, 0.5])
+    z = np.random.default_rng(0).standard_normal(400_000)
+    for mean, std in [(-0.7, 0.4), (0.3, 0.8)]:
+        mc = np.maximum(mean + std * z, 0)
+        se = mc.std() / math.sqrt(z.size)
+        assert abs(boolean.relu_gaussian_mean(mean, std) - mc.mean()) < 5 * se
+    with pytest.raises(ValueError, match="noise_std"):
+        boolean.relu_gaussian_mean(0.0, -1.0)
+
+
+def test_noisy_and_theory_reduces_to_the_exact_form_and_adds_the_rectified_bias():
+    p = 0.1
+    assert boolean.and_error_theory(4, 3, 2, p, noise_std=1e-9) == pytest.approx(
+        boolean.and_error_theory(4, 3, 2, p), abs=1e-9)
+    # k-1 on with no other feature read: rectified noise adds sigma / sqrt(2 pi) (spec §3.1)
+    assert boolean.and_error_theory(1, 2, 1, 0.1, noise_std=0.3) == pytest.approx(0.3 / math.sqrt(2 * math.pi))
+    # all on: zero-mean noise on a unit that is well above threshold leaves the mean unchanged
+    assert boolean.and_error_theory(2, 2, 2, 0.1, noise_std=0.1) == pytest.approx(0.0, abs=1e-6)
+    arr = boolean.and_error_theory(4, 2, 1, p, noise_mean=np.array([0.0, 0.2]), noise_std=0.1)
+    assert arr.shape == (2,) and arr[1] > arr[0]
+    with pytest.raises(ValueError, match="clip"):
+        boolean.and_error_theory(4, 1, 0, p, clip=True, noise_std=0.1)
+
+
+def test_superposed_k_and_is_the_explicit_network_and_shares_its_basis_twin():
+    m, d, d0, k = 300, 400, 150, 3
+    table, sigma = boolean.evaluate_k_and_superposed(m, d, k, d0, n_inputs=20, seed_network=3,
+                                                     seed_inputs=4)
+    basis = boolean.evaluate_k_and(m, d, k, n_inputs=20, seed_network=3, seed_inputs=4)
+    np.testing.assert_allclose(table["readout_basis"], basis["readout"], atol=1e-6)
+    p, B, active, tuples, _ = boolean._k_and_network(m, d, k, 4, 20, 20, 5, 3, 4)
+    Phi = uand.feature_embedding(m, d0, 3)
+    x = torch.zeros(20, m).scatter_(1, active, 1.0) @ Phi.T            # (T, d0): x = Phi b
+    act = torch.relu(x @ (B.float() @ Phi.T).T - (k - 1))              # W = B Phi^T, explicit
+    values, _ = uand.and_readout(act, B, tuples)
+    np.testing.assert_allclose(table["readout_sup"], values.reshape(-1).numpy(), atol=1e-4)
+    theory = uand.interference_std_theory(m, d0, 4, p)
+    assert abs(sigma / theory - 1) < 0.1, (sigma, theory)
+    assert table["excess"].abs().max() > 0
+    with pytest.raises(ValueError, match="d_input"):
+        boolean.evaluate_k_and_superposed(m, d, k, 0)
+
+
+def test_superposed_sweep_matches_the_gaussian_noise_closed_form_in_standard_errors():
+    rows = boolean.sweep_k_and_superposed(1000, 2000, [2], [400], n_inputs=300, network_seeds=[0])
+    near = rows[(rows["inputs"] == "superposed") & (rows["n_on"] == "1")].iloc[0]
+    base = rows[(rows["inputs"] == "basis") & (rows["n_on"] == "1")].iloc[0]
+    assert near["bias"] > base["bias"] + 5 * near["se"]                # superposition adds error
+    assert abs(near["bias"] - near["theory"]) < 5 * near["se"] + 0.01, near
+    assert {"max", "q99", "q999", "ber"} <= set(rows.columns)
+
+
+def test_error_summary_counts_bits_wrong_after_rounding():
+    out = boolean.error_summary([0.1, -0.6, 0.5, 0.2])
+    assert out["max"] == pytest.approx(0.6) and out["ber"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="errors"):
+        boolean.error_summary([])
+
+
+# ---------------------------------------------------------------------------------------- stacking
+def test_readout_rows_equal_and_readout():
+    gen = torch.Generator().manual_seed(0)
+    B = uand.connection_matrix(50, 300, 0.2, gen)
+    tuples = torch.tensor([[0, 1], [2, 3], [4, 49]])
+    act = torch.rand(6, 300, generator=gen)
+    values, _ = uand.and_readout(act, B, tuples[None].expand(6, -1, -1))
+    torch.testing.assert_close(act @ boolean.readout_rows(B, tuples).T, values)
+
+
+def test_stacked_inputs_switch_on_their_gate():
+    gates = torch.tensor([[0, 1], [2, 3], [4, 5]])
+    active, gate, off = boolean.stacked_inputs(gates, 40, 4, 200, 3, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(active[:, :2], gates[gate])
+    for row, o in zip(active.tolist(), off.tolist()):
+        assert len(set(row)) == 4 and not set(row) & set(o) and len(set(o)) == 3
+    with pytest.raises(ValueError, match="n_active"):
+        boolean.stacked_inputs(gates, 40, 2, 5, 3, torch.Generator())
+
+
+@pytest.mark.parametrize("centre", [True, False])
+def test_stacked_and_is_an_explicit_two_layer_relu_network(centre):
+    m, d, G, T = 60, 200, 30, 8
+    layer1, layer2 = boolean.stacked_and(m, d, n_gates=G, n_inputs=T, centre=centre,
+                                         seed_network=5, seed_inputs=6)
+    gen_net = torch.Generator().manual_seed(5)
+    B_copy = uand.connection_matrix(m, d, 20 / d, gen_net)
+    B_and = uand.connection_matrix(m, d, math.sqrt(20 / d), gen_net)
+    B2 = uand.connection_matrix(m + G, d, math.sqrt(20 / d), gen_net)
+    gates = boolean.epsilon.candidate_pairs(m, G, 5)
+    W1, b1 = boolean.explicit_layer({1: B_copy, 2: B_and})             # (3d, m)
+    Rc, Ra = boolean.readout_rows(B_copy, torch.arange(m)[:, None]), boolean.readout_rows(B_and, gates)
+    R1 = torch.block_diag(torch.cat([Rc, -Rc], 1), Ra)                 # (m + G, 3d)
+    C = torch.block_diag(*(torch.eye(n) - (1.0 / n if centre else 0.0) for n in (m, G)))
+    W2 = B2.float() @ C @ R1                                           # W^2 = B^2 C R^1
+    x = layer1["truth"][:, :m]
+    h2 = torch.relu(torch.relu(x @ W1.T + b1) @ W2.T - 1.0)
+    v = torch.relu(x @ W1.T + b1) @ (C @ R1).T
+    torch.testing.assert_close(v, layer1["value"], atol=1e-5, rtol=1e-5)
+    assert torch.allclose(h2, torch.relu(v @ B2.float().T - 1.0), atol=1e-4)
+    assert set(layer2["case"]) == {"both on", "gate on, c off", "gate off, c on", "none on"}
+    assert (layer2.loc[layer2["case"] == "both on", "target"] == 1).all()
+
+
+def test_stacking_without_centring_accumulates_the_predicted_positive_bias():
+    _, raw = boolean.stacked_and(1000, 2000, n_gates=1000, n_inputs=100, centre=False)
+    _, cen = boolean.stacked_and(1000, 2000, n_gates=1000, n_inputs=100, centre=True)
+    for table in (raw, cen):
+        for case, rows in table.groupby("case"):
+            se = rows["error"].std() / math.sqrt(len(rows))
+            assert abs(rows["error"].mean() - rows["theory"].mean()) < 5 * se + 0.05, case
+    off = raw["case"] == "none on"
+    assert raw.loc[off, "error"].mean() > 0.5 > cen.loc[cen["case"] == "none on", "error"].mean()

@@ -57,7 +57,7 @@ EXPECTED: dict[str, dict[str, Claim]] = {
     "10_uand_basis": {"§2.4": claim(E, C), "§1.3": claim(E, C, may_deviate=True), "§2.3": claim(E),
                       "§6": claim(E, may_deviate=True)},
     "11_uand_superposition": {"§3.3": claim(E, C), "§3.2": claim(E, C, may_deviate=True)},
-    "12_boolean_circuits": {"§4.1": claim(E, C), "§4.2": claim(E, C)},
+    "12_boolean_circuits": {"§4.1": claim(E, C, may_deviate=True), "§4.2": claim(E, C), "§4.3": claim(E)},
     "13_deep_circuits": {"§5.4": claim(E, C), "§5.1": claim(E, C, may_deviate=True), "§9": claim(E, C),
                          "§1.2": claim(E, may_deviate=True)},
     "14_trained_vs_constructed": {"§6": claim(E, C), "§9": claim(E), "§2.1": claim(C), "§2.2": claim(E, C),

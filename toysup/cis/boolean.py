@@ -24,10 +24,11 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import torch
+from scipy import special
 from torch import Tensor
 
 from toysup import checks
-from toysup.cis import uand
+from toysup.cis import epsilon, uand
 
 BoolFn = Callable[..., int]
 FUNCTIONS: dict[str, tuple[int, BoolFn]] = {
@@ -45,25 +46,53 @@ def _check_k(k: int) -> None:
         raise ValueError(f"k must be an integer >= 2, got {k!r}")
 
 
+def relu_gaussian_mean(mean, std):
+    """E[ReLU(mean + std Z)], Z ~ N(0, 1): mean Phi(mean/std) + std phi(mean/std); ReLU(mean) where
+    std = 0. Broadcasts over arrays; returns an ndarray (float64)."""
+    mean, std = np.broadcast_arrays(np.asarray(mean, float), np.asarray(std, float))
+    if (std < 0).any():
+        raise ValueError(f"noise_std must be >= 0, got {std.min()}")
+    safe = np.where(std > 0, std, 1.0)
+    z = mean / safe
+    smooth = mean * special.ndtr(z) + safe * np.exp(-0.5 * z ** 2) / math.sqrt(2.0 * math.pi)
+    return np.where(std > 0, smooth, np.maximum(mean, 0.0))
+
+
 def and_error_theory(n_active: int, size: int, n_on: int, connect_prob: float,
-                     *, clip: bool = False) -> float:
+                     *, clip: bool = False, noise_mean=0.0, noise_std=0.0):
     """Exact mean signed error of the read-off of an AND of `size` features of which n_on are on.
 
     A neuron reading all `size` features also reads each of the s - n_on other active features with
     probability p: n ~ Bin(s - n_on, p), output ReLU(n_on + n - (size-1)) (or, for clipped copy
-    units of size 1, min(1, n_on + n)); the target is 1 iff n_on == size."""
+    units of size 1, min(1, n_on + n)); the target is 1 iff n_on == size.
+
+    noise_mean, noise_std (scalars or arrays, broadcast): a Gaussian term xi ~ N(noise_mean,
+    noise_std^2) added to every pre-activation, ReLU(n_on + n + xi - (size-1)) (``relu_gaussian_mean``):
+    the interference of inputs in superposition (mean 0, std sqrt(p m s / d0)) or, in a stacked layer,
+    the read-off errors of the layer below (spec §4.3). Returns a float for scalar noise, else an
+    array of that shape."""
     checks.positive_int("n_active", n_active)
     checks.positive_int("size", size)
     if not 0 <= n_on <= min(size, n_active):
         raise ValueError(f"n_on must lie in [0, min(size, n_active)] = [0, {min(size, n_active)}],"
                          f" got {n_on}")
     p = checks.unit_interval("connect_prob", connect_prob)
+    noisy = np.any(np.asarray(noise_std) != 0) or np.any(np.asarray(noise_mean) != 0)
+    if clip and noisy:
+        raise ValueError("noise_mean and noise_std must be 0 for clipped copy units (clip=True)")
     others = n_active - n_on
     n = np.arange(others + 1)
     pmf = np.array([math.comb(others, i) for i in n]) * p ** n * (1 - p) ** (others - n)
     z = n_on + n
-    out = np.minimum(z, 1) if clip else np.maximum(z - (size - 1), 0)
-    return float((pmf * out).sum() - (n_on == size))
+    if clip:
+        out = np.minimum(z, 1)
+    else:
+        shape = np.broadcast(np.asarray(noise_mean), np.asarray(noise_std)).shape
+        z = z.reshape((-1,) + (1,) * len(shape)) - (size - 1) + np.asarray(noise_mean, float)
+        out = relu_gaussian_mean(z, noise_std)
+        pmf = pmf.reshape((-1,) + (1,) * len(shape))
+    value = (pmf * out).sum(0) - (n_on == size)
+    return float(value) if np.ndim(value) == 0 else value
 
 
 def k_and_theory(n_active: int, k: int, connect_prob: float) -> dict[int, float]:
@@ -150,28 +179,118 @@ def _inputs(n_features: int, n_active: int, n_inputs: int, n_pool: int,
 
 
 # ---------------------------------------------------------------------------------------- k-AND
-def evaluate_k_and(n_features: int, d_hidden: int, k: int, *, n_active: int = 4,
-                   n_shared: float = 20, n_inputs: int = 200, n_per_class: int = 5,
-                   seed_network: int = 0, seed_inputs: int = 1) -> pd.DataFrame:
-    """k-input U-AND (bias -(k-1), p = (K/d)^(1/k)) on inputs with exactly s on.
-
-    One row per evaluated tuple: input, n_on, target, count (|N_T|), readout, error."""
+def _k_and_network(n_features: int, d_hidden: int, k: int, n_active: int, n_shared: float,
+                   n_inputs: int, n_per_class: int, seed_network: int, seed_inputs: int):
+    """B, the inputs and the tuples of one k-AND evaluation: (p, B, active, tuples, n_on)."""
     _check_k(k)
     _check_layer(n_features, d_hidden, n_active, k)
     p = uand.connect_prob(n_shared, d_hidden, k)
     B = uand.connection_matrix(n_features, d_hidden, p, torch.Generator().manual_seed(seed_network))
     active, inactive, gen = _inputs(n_features, n_active, n_inputs, 2 * k, seed_inputs)
     tuples, n_on = sample_tuples(active, inactive, k, n_per_class, gen)
-    act = uand.activation(uand.preactivation_basis(B, active), -(k - 1.0))
-    values, counts = uand.and_readout(act, B, tuples)
+    return p, B, active, tuples, n_on
+
+
+def _tuple_table(values: dict[str, Tensor], counts: Tensor, n_on: Tensor, k: int) -> pd.DataFrame:
     T, P = counts.shape
     table = pd.DataFrame({"input": np.repeat(np.arange(T), P),
                           "n_on": np.tile(n_on.numpy(), T),
                           "target": np.tile((n_on == k).numpy().astype(float), T),
-                          "count": counts.reshape(-1).numpy(),
-                          "readout": values.reshape(-1).numpy().astype(np.float64)})
+                          "count": counts.reshape(-1).numpy()})
+    for name, v in values.items():
+        table[name] = v.reshape(-1).numpy().astype(np.float64)
+    return table
+
+
+def evaluate_k_and(n_features: int, d_hidden: int, k: int, *, n_active: int = 4,
+                   n_shared: float = 20, n_inputs: int = 200, n_per_class: int = 5,
+                   seed_network: int = 0, seed_inputs: int = 1) -> pd.DataFrame:
+    """k-input U-AND (bias -(k-1), p = (K/d)^(1/k)) on inputs with exactly s on.
+
+    One row per evaluated tuple: input, n_on, target, count (|N_T|), readout, error."""
+    _, B, active, tuples, n_on = _k_and_network(n_features, d_hidden, k, n_active, n_shared,
+                                                n_inputs, n_per_class, seed_network, seed_inputs)
+    act = uand.activation(uand.preactivation_basis(B, active), -(k - 1.0))
+    values, counts = uand.and_readout(act, B, tuples)
+    table = _tuple_table({"readout": values}, counts, n_on, k)
     table["error"] = table["readout"] - table["target"]
     return table
+
+
+def evaluate_k_and_superposed(n_features: int, d_hidden: int, k: int, d_input: int, *,
+                              n_active: int = 4, n_shared: float = 20, n_inputs: int = 200,
+                              n_per_class: int = 5, seed_network: int = 0,
+                              seed_inputs: int = 1) -> tuple[pd.DataFrame, float]:
+    """k-input AND with inputs in superposition (U2's embedding, spec §3.1 with bias -(k-1)) beside
+    the basis-aligned k-AND with the same B, inputs and tuples.
+
+    x = Phi b with Phi (d_input, m) from ``uand.feature_embedding(m, d_input, seed_network)``,
+    pre-activations B Phi^T x. Returns (tuples, sigma_meas): one row per tuple with input, n_on,
+    target, count, readout_sup, readout_basis, error_sup, error_basis, excess = readout_sup -
+    readout_basis; sigma_meas = std(pre_sup - pre_basis) over inputs and neurons (theory
+    ``uand.interference_std_theory``)."""
+    d0 = checks.positive_int("d_input", d_input)
+    _, B, active, tuples, n_on = _k_and_network(n_features, d_hidden, k, n_active, n_shared,
+                                                n_inputs, n_per_class, seed_network, seed_inputs)
+    Phi = uand.feature_embedding(n_features, d0, seed_network)
+    pre_basis = uand.preactivation_basis(B, active)
+    pre_sup = uand.preactivation_superposed(B, Phi, uand.embed(Phi, active))
+    sigma = float((pre_sup - pre_basis).double().std())
+    y_sup, counts = uand.and_readout(uand.activation(pre_sup, -(k - 1.0)), B, tuples)
+    y_basis, _ = uand.and_readout(uand.activation(pre_basis, -(k - 1.0)), B, tuples)
+    table = _tuple_table({"readout_sup": y_sup, "readout_basis": y_basis}, counts, n_on, k)
+    table["error_sup"] = table["readout_sup"] - table["target"]
+    table["error_basis"] = table["readout_basis"] - table["target"]
+    table["excess"] = table["readout_sup"] - table["readout_basis"]
+    return table, sigma
+
+
+def error_summary(errors) -> dict[str, float]:
+    """|error| over an evaluated set: mean, q50, q99, q999, max (ε over that set, a lower bound on the
+    paper's ε) and the bit-error rate 'ber' (fraction with |error| >= 1/2: wrong after rounding)."""
+    e = np.abs(np.asarray(errors, dtype=np.float64)).reshape(-1)
+    if e.size == 0:
+        raise ValueError("errors must be non-empty")
+    q50, q99, q999 = np.quantile(e, [0.5, 0.99, 0.999])
+    return {"mean": float(e.mean()), "q50": float(q50), "q99": float(q99), "q999": float(q999),
+            "max": float(e.max()), "ber": float((e >= 0.5).mean())}
+
+
+def sweep_k_and_superposed(n_features: int, d_hidden: int, ks: list[int], d_inputs: list[int], *,
+                           n_active: int = 4, n_shared: float = 20, n_inputs: int = 200,
+                           n_per_class: int = 5, network_seeds: list[int] = (0,),
+                           seed_inputs: int = 1) -> pd.DataFrame:
+    """k-AND with superposed inputs against its basis-aligned twin, per (k, d0, seed, n_on, inputs).
+
+    One row per (k, d_input, seed_network, n_on in 0..k or 'all', inputs in {'superposed', 'basis'})
+    with p, sigma_meas, sigma_theory = sqrt(p m s / d0), bias (mean signed error), se, theory (the
+    closed form: ``and_error_theory`` with noise_std = sigma_theory for 'superposed', none for
+    'basis'; 'all' averages the classes) and the ``error_summary`` columns."""
+    rows = []
+    for k in ks:
+        p = uand.connect_prob(n_shared, d_hidden, k)
+        for d0 in d_inputs:
+            sigma_th = uand.interference_std_theory(n_features, d0, n_active, p)
+            theory = {"superposed": {j: and_error_theory(n_active, k, j, p, noise_std=sigma_th)
+                                     for j in range(k + 1)},
+                      "basis": k_and_theory(n_active, k, p)}
+            for seed in network_seeds:
+                table, sigma = evaluate_k_and_superposed(
+                    n_features, d_hidden, k, d0, n_active=n_active, n_shared=n_shared,
+                    n_inputs=n_inputs, n_per_class=n_per_class, seed_network=seed,
+                    seed_inputs=seed_inputs)
+                for inputs, column in [("superposed", "error_sup"), ("basis", "error_basis")]:
+                    th = theory[inputs]
+                    groups = [(j, table.loc[table["n_on"] == j, column], th[j]) for j in range(k + 1)]
+                    groups.append(("all", table[column], float(np.mean(list(th.values())))))
+                    for j, err, value in groups:
+                        rows.append({"k": k, "d": d_hidden, "d_input": d0, "seed_network": seed,
+                                     "n_on": str(j), "inputs": inputs, "p": p,
+                                     "sigma_meas": sigma, "sigma_theory": sigma_th,
+                                     "bias": float(err.mean()),
+                                     "se": float(err.std(ddof=1) / math.sqrt(len(err))),
+                                     "theory": value, **error_summary(err)})
+    return pd.DataFrame(rows)
 
 
 def sweep_k_and(n_features: int, widths: list[int], ks: list[int], *, n_active: int = 4,
@@ -294,3 +413,117 @@ def explicit_layer(pools: dict[int, Tensor]) -> tuple[Tensor, Tensor]:
             W.append(block.float())
             bias.append(torch.full((block.shape[0],), b))
     return torch.cat(W), torch.cat(bias)
+
+
+# ---------------------------------------------------------------------------------------- stacking
+def readout_rows(B: Tensor, tuples: Tensor) -> Tensor:
+    """R (P, d) float32: the read-off rows r_T = prod_{i in T} B[:, i] / |N_T| of a fixed list of
+    tuples (P, k) long, so that R a is ``uand.and_readout`` of every tuple at once (rows with
+    |N_T| = 0 are 0). Stacked, they are the linear map R^l the next layer composes with (§4.3)."""
+    mask = B.index_select(1, tuples[:, 0])
+    for j in range(1, tuples.shape[1]):
+        mask = mask & B.index_select(1, tuples[:, j])
+    rows = mask.T.to(torch.float32)
+    return rows / rows.sum(1, keepdim=True).clamp(min=1.0)
+
+
+def stacked_inputs(gates: Tensor, n_features: int, n_active: int, n_inputs: int, n_off: int,
+                   generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """Inputs that make the circuit's ANDs fire (spec §9 pitfall 7): each input switches on both
+    features of one gate (drawn uniformly from gates (G, 2)) and s - 2 other random features.
+
+    Returns (active (T, s) long: the gate's pair first, gate (T,) long: its index, off (T, n_off)
+    long: distinct features that are off)."""
+    if n_active < 3:
+        raise ValueError(f"n_active must be >= 3 (a gate's pair and a third feature), got {n_active}")
+    gate = torch.randint(0, len(gates), (n_inputs,), generator=generator)
+    pair = gates[gate]                                                 # (T, 2)
+    drawn = uand.sample_distinct(n_inputs, n_features, n_active + n_off, generator)
+    clash = (drawn[..., None] == pair[:, None, :]).any(-1)
+    order = torch.argsort(clash.to(torch.int8), dim=1, stable=True)    # non-clashing first
+    rest = drawn.gather(1, order)[:, :n_active - 2 + n_off]
+    return torch.cat([pair, rest[:, :n_active - 2]], 1), gate, rest[:, n_active - 2:]
+
+
+def stacked_and(n_features: int, d_hidden: int, *, n_gates: int, n_active: int = 4,
+                n_shared: float = 20, n_inputs: int = 200, n_off: int = 3, centre: bool = True,
+                seed_network: int = 0, seed_inputs: int = 1) -> tuple[dict[str, Tensor], pd.DataFrame]:
+    """Two stacked U-AND layers computing (a AND b) AND c (spec §4.3).
+
+    Layer 1 (on m features): a copy pool (clipped units, p = K/d) and a U-AND pool (p = sqrt(K/d)),
+    each of d neurons; its circuit reads m copies y_i and n_gates pair ANDs y_g, g = (a, b) from
+    ``epsilon.candidate_pairs``: v1 = R^1 a^1, m + n_gates values per input. Layer 2 reads them as its
+    features: W^2 = B^2 R^1 (B^2 Bernoulli(sqrt(K/d)) over the m + n_gates layer-1 features), bias -1,
+    read-offs of pairs (g, c). With ``centre`` each layer-1 pool's read-offs are centred first (their
+    mean over the pool is subtracted per input: a linear map, part of W^2), cancelling the positive
+    bias that otherwise enters every layer-2 pre-activation about p m times.
+
+    Returns (layer1, layer2): layer1 = {'value', 'truth'} (T, m + n_gates) float32 (columns: copies,
+    then gates; 'value' as layer 2 reads it, centred or not); layer2 one row per top-level tuple:
+    input, case ('both on', 'gate on, c off', 'gate off, c on', 'none on'), target, count, readout,
+    error, theory (``and_error_theory`` of layer 2 with xi ~ N(mu, sigma^2), mu = p sum e_f and
+    sigma^2 = p (1-p) sum e_f^2 over the layer-1 read errors e_f outside the tuple, the tuple's own
+    errors added to the mean, and the number of layer-1 features on, s2, per input).
+    Inputs come from ``stacked_inputs``; per input the tuples are (its gate, each of the s - 2 other
+    on features), (its gate, n_off off features), (a random other gate, each other on feature) and
+    (that gate, the off features)."""
+    _check_layer(n_features, d_hidden, n_active, 2)
+    checks.positive_int("n_gates", n_gates)
+    checks.positive_int("n_off", n_off)
+    m, d, K = n_features, d_hidden, n_shared
+    gen_net = torch.Generator().manual_seed(seed_network)
+    B_copy = uand.connection_matrix(m, d, uand.connect_prob(K, d, 1), gen_net)
+    B_and = uand.connection_matrix(m, d, uand.connect_prob(K, d, 2), gen_net)
+    p2 = uand.connect_prob(K, d, 2)
+    B2 = uand.connection_matrix(m + n_gates, d, p2, gen_net)
+    gates = epsilon.candidate_pairs(m, n_gates, seed_network)
+    gen = torch.Generator().manual_seed(seed_inputs)
+    active, gate, off = stacked_inputs(gates, m, n_active, n_inputs, n_off, gen)
+    T = n_inputs
+    on = torch.zeros(T, m, dtype=torch.bool).scatter_(1, active, True)
+    truth = torch.cat([on, on[:, gates[:, 0]] & on[:, gates[:, 1]]], 1).float()
+    pools = []
+    for size, B, tup in [(1, B_copy, torch.arange(m)[:, None]), (2, B_and, gates)]:
+        v = pool_forward(B, active, size) @ readout_rows(B, tup).T            # (T, m) or (T, G)
+        pools.append(v - v.mean(1, keepdim=True) if centre else v)
+    value = torch.cat(pools, 1)
+    act2 = uand.activation(uand.preactivation_from_overlaps(B2, value), -1.0)
+    other = (gate + 1 + torch.randint(0, n_gates - 1, (T,), generator=gen)) % n_gates
+    g_on, g_off, s_rest = m + gate[:, None], m + other[:, None], active[:, 2:]
+    parts = [(g_on, s_rest), (g_on, off), (g_off, s_rest), (g_off, off)]
+    tuples = torch.cat([torch.stack(torch.broadcast_tensors(g, c), -1) for g, c in parts], 1)
+    names = ["both on", "gate on, c off", "gate off, c on", "none on"]
+    case = np.concatenate([[n] * c.shape[1] for n, (_, c) in zip(names, parts)])
+    values, counts = uand.and_readout(act2, B2, tuples)
+    x = truth.gather(1, tuples.reshape(T, -1)).reshape(tuples.shape)        # (T, P, 2)
+    err1 = (value - truth).double()                                        # e_f, (T, m + G)
+    own = err1.gather(1, tuples.reshape(T, -1)).reshape(tuples.shape)       # the tuple's e_f, (T, P, 2)
+    e_own = own.sum(-1)
+    mu = p2 * (err1.sum(1, keepdim=True) - e_own)
+    sigma = (p2 * (1 - p2) * ((err1 ** 2).sum(1, keepdim=True) - (own ** 2).sum(-1))).clamp(min=0).sqrt()
+    n_on2 = x.sum(-1).long()
+    s2 = truth.sum(1).long()[:, None].expand_as(n_on2)
+    theory = torch.zeros(n_on2.shape, dtype=torch.float64)
+    for s_val, j in {(int(a), int(b)) for a, b in zip(s2.reshape(-1), n_on2.reshape(-1))}:
+        sel = (s2 == s_val) & (n_on2 == j)
+        theory[sel] = torch.from_numpy(np.atleast_1d(and_error_theory(
+            s_val, 2, j, p2, noise_mean=(e_own + mu)[sel].numpy(), noise_std=sigma[sel].numpy())))
+    target = (n_on2 == 2).float()
+    layer2 = pd.DataFrame({"input": np.repeat(np.arange(T), tuples.shape[1]),
+                           "case": np.tile(case, T), "target": target.reshape(-1).numpy(),
+                           "count": counts.reshape(-1).numpy(),
+                           "readout": values.reshape(-1).numpy().astype(np.float64),
+                           "theory": theory.reshape(-1).numpy()})
+    layer2["error"] = layer2["readout"] - layer2["target"]
+    return {"value": value, "truth": truth}, layer2
+
+
+def layer_errors(layer1: dict[str, Tensor], layer2: pd.DataFrame, n_features: int) -> pd.DataFrame:
+    """``error_summary`` per layer of ``stacked_and``: layer 1 split into copies and gates (every
+    read-off of every input), layer 2 over its tuples; 'error' is the read-off minus its target
+    (a centred layer-1 value is compared with its target as layer 2 reads it)."""
+    err1 = (layer1["value"] - layer1["truth"]).double()
+    rows = [{"layer": 1, "gates": "copies x_i", **error_summary(err1[:, :n_features].numpy())},
+            {"layer": 1, "gates": "a AND b", **error_summary(err1[:, n_features:].numpy())},
+            {"layer": 2, "gates": "(a AND b) AND c", **error_summary(layer2["error"])}]
+    return pd.DataFrame(rows)
