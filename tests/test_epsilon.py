@@ -6,6 +6,7 @@ import itertools
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -208,3 +209,39 @@ def test_local_readout_equals_the_full_forward_pass():
                                          B, tuples)
     torch.testing.assert_close(local, full, atol=1e-5, rtol=0)
     assert torch.equal(counts, full_counts)
+
+
+def test_bracketing_keeps_the_first_passing_width_and_the_widest_failing_one_below_it():
+    rows = pd.DataFrame({"s": [2] * 5 + [3] * 2 + [4],
+                         "d": [32, 64, 128, 256, 512, 64, 128, 64],
+                         "epsilon": [1.0, 0.95, 0.8, 0.6, 0.97, 0.7, 0.5, 1.0]})
+    kept = epsilon.bracketing(rows, 0.9, by=["s"])
+    # s = 2: 128 passes first, 64 is the widest failing below it (512 failing above is not kept);
+    # s = 3: 64 passes with nothing below; s = 4 never passes
+    assert sorted(zip(kept["s"], kept["d"])) == [(2, 64), (2, 128), (3, 64)]
+
+
+def test_grid_edge_flags_the_ends_of_the_k_grid_including_p_at_one():
+    rows = pd.DataFrame({"d": [1000, 1000, 1000, 50], "K": [5.0, 20.0, 160.0, 50.0]})
+    # K = 5 and 160 are the grid's ends; at d = 50, p = 1 gives K = d = 50, the densest reachable
+    assert epsilon.grid_edge(rows, [5, 10, 20, 40, 80, 160]).tolist() == [True, False, True, True]
+
+
+def test_neurons_needed_by_sparsity_needs_more_neurons_for_more_features_on():
+    sample = epsilon.Sample(n_inputs=10, n_candidates=200, n_hard=16)
+    widths = [round(32 * 2 ** (k / 2)) for k in range(17)]
+    evaluations, needed = epsilon.neurons_needed_by_sparsity(
+        40, [2, 4], widths, [5, 10, 20, 40, 80], 0.9, network_seeds=[0], sample=sample)
+    assert needed["n_active"].tolist() == [2, 4] and np.isfinite(needed["d_star"]).all()
+    # each s is scored at its own sparsity: a search that ignored s would give one d* for both
+    assert needed["d_star"].iloc[1] > 2 * needed["d_star"].iloc[0]
+    assert set(evaluations["n_active"]) == {2, 4}
+    for _, row in needed.iterrows():   # d* lies between the bracketing widths of that s
+        best = epsilon.best(evaluations[evaluations["n_active"] == row["n_active"]]).set_index("d")["epsilon"]
+        assert row["d_star"] <= best[best <= 0.9].index.min()
+
+
+@pytest.mark.parametrize(("s", "name"), [([], "n_active"), ([1, 2], "n_active"), ([2.5], "n_active")])
+def test_neurons_needed_by_sparsity_rejects_bad_sparsities(s, name):
+    with pytest.raises(ValueError, match=name):
+        epsilon.neurons_needed_by_sparsity(40, s, [32, 64], [10.0], 0.9, network_seeds=[0])

@@ -167,3 +167,15 @@ def test_sample_exactly_s_is_the_one_hot_of_the_smallest_keys():
 def test_bad_parameters_raise_value_error_naming_them(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_and_readout_with_a_transposed_copy_at_hand_gives_the_same_values():
+    B = uand.connection_matrix(30, 80, 0.3, torch.Generator().manual_seed(3))
+    active, pairs, _ = uand.draw_inputs(30, 3, 12, 2, 2, 5)
+    act = uand.activation(uand.preactivation_basis(B, active), -1.0)
+    values, counts = uand.and_readout(act, B, pairs)
+    values_t, counts_t = uand.and_readout(act, B, pairs, Bt=B.T.contiguous())
+    assert torch.equal(counts, counts_t) and torch.equal(values, values_t)
+    # the count is |N_ij| itself, read from B directly
+    i, j = pairs[0, 0].tolist()
+    assert counts[0, 0] == (B[:, i] & B[:, j]).sum()

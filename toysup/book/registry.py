@@ -54,7 +54,7 @@ EXPECTED: dict[str, dict[str, Claim]] = {
     "04_activations": {"R11": claim(R, E), "§3.2": claim(C, optional=(E,), may_deviate=True)},
     "05_persian_rug": {"R8": claim(C), "R9a": claim(E, C, may_deviate=True), "R12": claim(C),
                        "R13": claim(C)},
-    "10_uand_basis": {"§2.4": claim(E, C), "§1.3": claim(E, C, may_deviate=True), "§2.3": claim(E),
+    "10_uand_basis": {"§2.4": claim(E, C), "§1.3": claim(E, C, may_deviate=True), "§2.3": claim(E, C, may_deviate=True),
                       "§6": claim(E, may_deviate=True)},
     "11_uand_superposition": {"§3.3": claim(E, C), "§3.2": claim(E, C, may_deviate=True)},
     "12_boolean_circuits": {"§4.1": claim(E, C, may_deviate=True), "§4.2": claim(E, C), "§4.3": claim(E)},

@@ -28,7 +28,11 @@ The search, so that exponents emerge instead of being set by p = sqrt(K/d): ``ba
 ``superposed_epsilon`` score every connection probability of a fixed log grid on one draw of keys U
 (B_p = U < p: nested networks, common random numbers) and ``best`` keeps the p of smallest ε;
 ``fewest_neurons`` finds the smallest width of a log grid whose best ε reaches a target (galloping from
-a start index, then bisecting) and interpolates log-log between the bracketing widths.
+a start index, then bisecting) and interpolates log-log between the bracketing widths;
+``neurons_needed_search`` runs it along m (d*(m)), ``neurons_needed_by_sparsity`` along s at fixed m
+(d*(s), U1), each search starting where the previous value's reached the target (``_needed_along``);
+``bracketing`` and ``grid_edge`` tell whether the p search bracketed its optimum at the widths that
+decide d*.
 
 Shapes: B (d, m) bool; pairs (P, 2) long; partners, overlaps (P, n) long; counts (P,) long;
 active (T, s) long; tuples (T, Q, 2) long.
@@ -202,7 +206,7 @@ def basis_epsilon(n_features: int, d_hidden: int, probs: Sequence[float], *, n_a
         B = keys < checks.unit_interval("probs", float(p))
         Bt = B.T.contiguous()
         values, counts = uand.and_readout(uand.activation(uand.preactivation_basis(B, active), -1.0),
-                                          B, pairs)
+                                          B, pairs, Bt=Bt)
         errors = {SOURCES[0]: values - target.float()}
         for source, (_, _, overlaps, cnt) in _hard_sets(B, Bt, candidates, sample.n_hard,
                                                         n_active).items():
@@ -229,7 +233,7 @@ def local_readout(B: Tensor, Bt: Tensor, overlaps: Tensor, tuples: Tensor, bias:
         neurons = torch.nonzero(mask.any(0)).reshape(-1)
         pre = B.index_select(0, neurons).to(torch.float32) @ overlaps[t]
         act[t, neurons] = uand.activation(pre, bias)
-    return uand.and_readout(act, B, tuples)
+    return uand.and_readout(act, B, tuples, Bt=Bt)
 
 
 def superposed_epsilon(n_features: int, d_hidden: int, probs: Sequence[float], *,
@@ -329,6 +333,28 @@ def fewest_neurons(epsilon_at: Callable[[int], float], widths: Sequence[int], ta
     return uand.neurons_needed(d_pair, [seen[w] for w in d_pair], target), seen
 
 
+def bracketing(best_rows: pd.DataFrame, target: float, by: Sequence[str]) -> pd.DataFrame:
+    """The rows of ``best`` (one per group of ``by`` and width d) at the two widths that decide each
+    group's d*: the first width whose ε reaches ``target`` and the widest failing one below it (only
+    the passing one where none below was scored, none where no width passes). The grid-edge test
+    of a search belongs here, not at the widths a gallop overshot to."""
+    keep = []
+    for _, rows in best_rows.groupby(list(by)):
+        passing = rows.loc[rows["epsilon"] <= target, "d"]
+        if passing.empty:
+            continue
+        failing = rows.loc[(rows["epsilon"] > target) & (rows["d"] < passing.min()), "d"]
+        keep.append(rows[rows["d"].isin([passing.min()] + ([failing.max()] if len(failing) else []))])
+    return pd.concat(keep) if keep else best_rows.iloc[:0]
+
+
+def grid_edge(rows: pd.DataFrame, n_shared: Sequence[float]) -> pd.Series:
+    """True where a row's K = p^2 d is an end of the searched grid ``probs_for(n_shared, d)``: the
+    smallest K, or the largest (min(K_max, d), where p reaches 1): its optimum may lie outside."""
+    return pd.Series(np.isclose(rows["K"], min(n_shared))
+                     | np.isclose(rows["K"], np.minimum(max(n_shared), rows["d"])), index=rows.index)
+
+
 def probs_for(n_shared: Sequence[float], d_hidden: int) -> list[float]:
     """The search grid of connection probabilities at width d: p = min(1, sqrt(K / d)) for every K
     of the log grid ``n_shared`` -- a log grid in p that moves with d. The search picks the K of
@@ -353,6 +379,22 @@ def basis_sweep(points: Sequence[tuple[int, int]], n_shared: Sequence[float], *,
     return pd.concat(tables, ignore_index=True)
 
 
+def _needed_along(values: Sequence[int], epsilon_at: Callable[[int, int], float], widths: list[int],
+                  target: float, start: int) -> list[dict]:
+    """``fewest_neurons`` for each of the increasing ``values`` (m, or s) of one network seed: the
+    first search gallops from widths[start], each later one from the width where the previous value
+    first reached the target (more features, or more of them on, never need fewer neurons).
+    epsilon_at(value, d) -> best ε. One dict per value: d_star, evaluated (widths scored)."""
+    rows = []
+    for value in values:
+        d_star, seen = fewest_neurons(lambda d, value=value: epsilon_at(value, d), widths, target,
+                                      start=start)
+        reached = [w for w, e in seen.items() if e <= target]
+        start = widths.index(min(reached)) if reached else len(widths) - 1
+        rows.append({"d_star": d_star, "evaluated": len(seen)})
+    return rows
+
+
 def neurons_needed_search(kind: str, n_features: Sequence[int], widths: Sequence[int],
                           n_shared: Sequence[float], target: float, *,
                           network_seeds: Sequence[int], n_active: int, sample: Sample = Sample(),
@@ -361,30 +403,61 @@ def neurons_needed_search(kind: str, n_features: Sequence[int], widths: Sequence
     reaches ``target``, by ``fewest_neurons`` on the log grid ``widths`` (d0 = d for "superposed").
 
     The search for the smallest m starts at the first width >= m (no superposition), each later m
-    at the width where the previous m first reached the target (more features never need fewer
-    neurons). Returns (evaluations: every (m, d, seed, p) row scored; needed: one row per
-    (m, seed_network) with d_star and the number of widths evaluated). ``progress``: an optional
-    tqdm bar, advanced once per width evaluated."""
+    at the width where the previous m first reached the target (``_needed_along``). Returns
+    (evaluations: every (m, d, seed, p) row scored; needed: one row per (m, seed_network) with
+    d_star and the number of widths evaluated). ``progress``: an optional tqdm bar, advanced once
+    per width evaluated."""
     score = {"basis": basis_epsilon, "superposed": superposed_epsilon}
     if kind not in score:
         raise ValueError(f"kind must be 'basis' or 'superposed', got {kind!r}")
     widths = [int(w) for w in widths]
     evaluations, needed = [], []
     for seed in network_seeds:
-        start = next((i for i, w in enumerate(widths) if w >= min(n_features)), len(widths) - 1)
-        for m in sorted(n_features):
-            def epsilon_at(d: int, m: int = m, seed: int = seed) -> float:
-                table = score[kind](m, d, probs_for(n_shared, d), n_active=n_active, sample=sample,
-                                    seed_network=seed)
-                evaluations.append(table)
-                if progress is not None:
-                    progress.update(1)
-                return float(table["epsilon"].min())
+        def epsilon_at(m: int, d: int, seed: int = seed) -> float:
+            table = score[kind](m, d, probs_for(n_shared, d), n_active=n_active, sample=sample,
+                                seed_network=seed)
+            evaluations.append(table)
+            if progress is not None:
+                progress.update(1)
+            return float(table["epsilon"].min())
 
-            d_star, seen = fewest_neurons(epsilon_at, widths, target, start=start)
-            reached = [w for w, e in seen.items() if e <= target]
-            start = widths.index(min(reached)) if reached else len(widths) - 1
-            needed.append({"m": m, "seed_network": seed, "d_star": d_star, "evaluated": len(seen)})
+        start = next((i for i, w in enumerate(widths) if w >= min(n_features)), len(widths) - 1)
+        ms = sorted(n_features)
+        for m, row in zip(ms, _needed_along(ms, epsilon_at, widths, target, start)):
+            needed.append({"m": m, "seed_network": seed, **row})
+    return pd.concat(evaluations, ignore_index=True), pd.DataFrame(needed)
+
+
+def neurons_needed_by_sparsity(n_features: int, n_active: Sequence[int], widths: Sequence[int],
+                               n_shared: Sequence[float], target: float, *,
+                               network_seeds: Sequence[int], sample: Sample = Sample(),
+                               progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """d*(s) of U1 at fixed m: per network seed and sparsity s, the fewest neurons whose best ε
+    (``basis_epsilon`` over ``probs_for(n_shared, d)``, so p is searched per (s, d)) reaches
+    ``target``, by ``fewest_neurons`` on the log grid ``widths``.
+
+    The smallest s starts at widths[0], each larger s at the width where the previous one first
+    reached the target (``_needed_along``). Returns (evaluations: every (s, d, seed, p) row scored,
+    with a column n_active; needed: one row per (n_active, seed_network) with m, d_star, evaluated).
+    ``progress``: an optional tqdm bar, advanced once per width evaluated."""
+    checks.positive_int("n_features", n_features)
+    if len(n_active) == 0 or any(isinstance(s, bool) or not isinstance(s, int) or s < 2
+                                 for s in n_active):
+        raise ValueError(f"n_active must be a non-empty list of integers >= 2, got {n_active!r}")
+    widths = [int(w) for w in widths]
+    evaluations, needed = [], []
+    for seed in network_seeds:
+        def epsilon_at(s: int, d: int, seed: int = seed) -> float:
+            table = basis_epsilon(n_features, d, probs_for(n_shared, d), n_active=s, sample=sample,
+                                  seed_network=seed).assign(n_active=s)
+            evaluations.append(table)
+            if progress is not None:
+                progress.update(1)
+            return float(table["epsilon"].min())
+
+        ss = sorted(n_active)
+        for s, row in zip(ss, _needed_along(ss, epsilon_at, widths, target, 0)):
+            needed.append({"n_active": s, "m": n_features, "seed_network": seed, **row})
     return pd.concat(evaluations, ignore_index=True), pd.DataFrame(needed)
 
 

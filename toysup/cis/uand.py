@@ -224,26 +224,29 @@ def activation(pre: Tensor, bias: float) -> Tensor:
     return torch.relu(pre + bias)
 
 
-def and_readout(act: Tensor, B: Tensor, tuples: Tensor) -> tuple[Tensor, Tensor]:
+def and_readout(act: Tensor, B: Tensor, tuples: Tensor, *, Bt: Tensor | None = None
+                ) -> tuple[Tensor, Tensor]:
     """Mean activation over the neurons that read every feature of each tuple.
 
     act (T, d), B (d, m) bool, tuples (T, P, k) long -> (values (T, P) float32, counts (T, P) long).
     values = <r, act> with r = prod_i B[:, i] / |N|; a tuple with |N| = 0 gets value 0 (count 0
-    flags it; the division uses max(count, 1))."""
+    flags it; the division uses max(count, 1)). Bt: B^T contiguous (m, d), if already at hand; the
+    masks are built from its rows, each contiguous in d."""
     T, P, k = tuples.shape
     d = B.shape[0]
+    Bt = B.T.contiguous() if Bt is None else Bt
     values = torch.empty(T, P, dtype=torch.float32, device=act.device)
     counts = torch.empty(T, P, dtype=torch.long, device=act.device)
     rows = max(1, _CHUNK // max(1, d * P))
     for start in range(0, T, rows):
         tup = tuples[start:start + rows]
         t = tup.shape[0]
-        mask = B.index_select(1, tup[..., 0].reshape(-1))
+        mask = Bt.index_select(0, tup[..., 0].reshape(-1))
         for j in range(1, k):
-            mask &= B.index_select(1, tup[..., j].reshape(-1))
-        mask = mask.reshape(d, t, P)                                 # (d, t, P) bool
-        cnt = mask.sum(0)
-        tot = torch.einsum("dtp,td->tp", mask.to(torch.float32), act[start:start + rows])
+            mask &= Bt.index_select(0, tup[..., j].reshape(-1))
+        mask = mask.reshape(t, P, d)                                 # (t, P, d) bool
+        cnt = mask.sum(2)
+        tot = torch.einsum("tpd,td->tp", mask.to(torch.float32), act[start:start + rows])
         values[start:start + rows] = tot / cnt.clamp(min=1)
         counts[start:start + rows] = cnt
     return values, counts
