@@ -54,8 +54,10 @@ MUTANTS = [
            "act = activation(preactivation_basis(B, active), -1.0)",
            "act = activation(preactivation_basis(B, active), 0.0)", "10_uand_basis", ci=True),
     Mutant("kand-threshold", "k-input AND closed form with threshold k instead of k - 1",
-           "toysup/cis/boolean.py", "out = np.minimum(z, 1) if clip else np.maximum(z - (size - 1), 0)",
-           "out = np.minimum(z, 1) if clip else np.maximum(z - size, 0)", "12_boolean_circuits", ci=True),
+           "toysup/cis/boolean.py",
+           "z = z.reshape((-1,) + (1,) * len(shape)) - (size - 1) + np.asarray(noise_mean, float)",
+           "z = z.reshape((-1,) + (1,) * len(shape)) - size + np.asarray(noise_mean, float)",
+           "12_boolean_circuits", ci=True),
     Mutant("rug-wout-1", "the rug's W_out scaled by 1 instead of a/m", "toysup/persian_rug/rug.py",
            "return W_in, (a / W_in.shape[0]) * W_in.T", "return W_in, W_in.T", "05_persian_rug",
            survives="only R8's exact algebra (consistency) sees it: the rug's loss (R9a) goes through "
