@@ -322,6 +322,78 @@ def sweep_k_and(n_features: int, widths: list[int], ks: list[int], *, n_active: 
     return pd.DataFrame(rows)
 
 
+# ---------------------------------------------------------------------------------------- ε, p searched
+def search_probs(n_shared, d_hidden: int, k: int) -> list[float]:
+    """The searched connection probabilities at width d: p = (K/d)^(1/k) for every K of the log grid
+    ``n_shared`` (K capped at d, so p <= 1). The search keeps the p of smallest ε per (k, d, network);
+    nothing fixes K, so the exponent of ε(d) is measured, not set."""
+    if len(n_shared) == 0 or any(not K > 0 for K in n_shared):
+        raise ValueError(f"n_shared must be a non-empty grid of values > 0, got {n_shared!r}")
+    return [uand.connect_prob(min(float(K), d_hidden), d_hidden, k) for K in n_shared]
+
+
+def k_and_epsilon(n_features: int, d_hidden: int, k: int, n_shared, *, n_active: int = 4,
+                  n_per_class: int = 5, sample: epsilon.Sample = epsilon.Sample(),
+                  seed_network: int = 0) -> pd.DataFrame:
+    """ε of the k-input AND (basis-aligned inputs) at every p of ``search_probs(n_shared, d, k)``.
+
+    ε = the maximum |error| over (1) the random sample of ``evaluate_k_and`` (sample.n_inputs inputs
+    with exactly s on, n_per_class tuples per number on, from sample.seed_inputs), scored through the
+    network, and (2) the hard cases of ``epsilon.tuple_hard_errors``: of sample.n_candidates random
+    k-tuples the sample.n_hard with the fewest neurons reading all of them, and the first n_hard as a
+    control, each at its exact worst input (the s-k+1 features outside the tuple that the most
+    neurons of N_T read, on beside k-1 of its features). B_p = U < p from one draw of keys (nested
+    networks; at K = n_shared of ``evaluate_k_and`` the same network). One row per p: k, m, d,
+    seed_network, K (grid value), p and the ``epsilon.summarize`` columns."""
+    _check_k(k)
+    _check_layer(n_features, d_hidden, n_active, k)
+    m, d = n_features, d_hidden
+    keys = uand.connection_keys(m, d, torch.Generator().manual_seed(checks.seed("seed_network",
+                                                                                  seed_network)))
+    active, inactive, gen = _inputs(m, n_active, sample.n_inputs, 2 * k, sample.seed_inputs)
+    tuples, n_on = sample_tuples(active, inactive, k, n_per_class, gen)
+    target = (n_on == k).float()
+    candidates = epsilon.candidate_tuples(m, k, sample.n_candidates, sample.seed_inputs)
+    keys_t, rows = keys.T.contiguous(), []        # features first: B_p^T = U^T < p without a copy
+    for K, p in zip(n_shared, search_probs(n_shared, d, k)):
+        Bt = keys_t < p
+        B = Bt.T
+        act = uand.activation(uand.preactivation_basis(B, active), -(k - 1.0))
+        values, counts = uand.and_readout(act, B, tuples)
+        errors = {epsilon.SOURCES[0]: values - target,
+                  **epsilon.tuple_hard_errors(B, candidates, sample.n_hard, n_active, Bt=Bt)}
+        rows.append({"k": k, "m": m, "d": d, "seed_network": seed_network, "K": float(K), "p": p,
+                     **epsilon.summarize(errors, float((counts == 0).double().mean()))})
+    return pd.DataFrame(rows)
+
+
+def k_and_epsilon_sweep(n_features: int, widths, ks, n_shared, *, n_active: int = 4,
+                        n_per_class: int = 5, sample: epsilon.Sample = epsilon.Sample(),
+                        network_seeds=(0, 1), progress=None) -> pd.DataFrame:
+    """``k_and_epsilon`` at every (k, d, network seed): one row per (k, d, seed_network, K).
+    ``progress``: an optional tqdm bar, advanced once per network."""
+    tables = []
+    for k in ks:
+        for d in widths:
+            for seed in network_seeds:
+                tables.append(k_and_epsilon(n_features, d, k, n_shared, n_active=n_active,
+                                            n_per_class=n_per_class, sample=sample,
+                                            seed_network=seed))
+                if progress is not None:
+                    progress.update(1)
+    return pd.concat(tables, ignore_index=True)
+
+
+def best_density(table: pd.DataFrame) -> pd.DataFrame:
+    """``epsilon.best`` per (k, d, seed_network) of a ``k_and_epsilon_sweep`` table (the smallest ε;
+    ties: the smaller p), with 'at_edge' judged on K: True where the best K is the first or last of the
+    grid (the grid of p moves with d, so its ends are ends in K, not in p)."""
+    grid = np.sort(table["K"].unique())
+    rows = epsilon.best(table, by=("k", "d", "seed_network"))
+    rows["at_edge"] = rows["K"].isin([grid[0], grid[-1]])
+    return rows
+
+
 # ---------------------------------------------------------------------------------------- layer
 def pool_forward(B: Tensor, active: Tensor, size: int) -> Tensor:
     """Activations of the AND pool of a given size: copy units (size 1) are clipped,
