@@ -261,3 +261,18 @@ def test_best_density_keeps_the_smallest_epsilon_and_flags_grid_ends():
     best = boolean.best_density(table).set_index("d")
     assert best.loc[100, "K"] == 20.0 and not best.loc[100, "at_edge"]
     assert best.loc[200, "K"] == 40.0 and best.loc[200, "at_edge"]
+
+
+def test_stacked_hard_cases_are_harder_than_the_random_sample_of_the_same_network():
+    """The hard inputs (partners overlapping N_(g,c) the most, tuples with the fewest neurons) go
+    through the same two-layer network as stacked_and's random sample and read far worse."""
+    kwargs = dict(n_gates=200, n_active=4, seed_network=0, seed_inputs=1)
+    hard = boolean.stacked_hard_errors(300, 600, n_candidates=300, n_hard=16, **kwargs)
+    _, layer2 = boolean.stacked_and(300, 600, n_inputs=200, **kwargs)
+    assert set(hard) == set(epsilon.SOURCES[1:]) and all(v.shape == (64,) for v in hard.values())
+    random_mean = layer2["error"].abs().mean()
+    for errors in hard.values():
+        assert (errors >= 0).all() and errors.mean() > 1.5 * random_mean
+    assert max(float(v.max()) for v in hard.values()) > layer2["error"].abs().max()
+    with pytest.raises(ValueError, match="n_active"):
+        boolean.stacked_hard_errors(300, 600, n_gates=200, n_active=2)
