@@ -1,10 +1,11 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from toysup.cis import boolean, uand
+from toysup.cis import boolean, epsilon, uand
 
 
 def test_mobius_coefficients_of_known_functions():
@@ -226,3 +227,52 @@ def test_stacking_without_centring_accumulates_the_predicted_positive_bias():
             assert abs(rows["error"].mean() - rows["theory"].mean()) < 5 * se + 0.05, case
     off = raw["case"] == "none on"
     assert raw.loc[off, "error"].mean() > 0.5 > cen.loc[cen["case"] == "none on", "error"].mean()
+
+
+def test_search_probs_give_k_shared_neurons_and_stay_probabilities():
+    probs = boolean.search_probs([10, 40, 5000], 1000, 3)
+    assert probs[0] ** 3 * 1000 == pytest.approx(10) and probs[1] ** 3 * 1000 == pytest.approx(40)
+    assert probs[2] == 1.0                                   # K > d capped: p = 1
+    with pytest.raises(ValueError, match="n_shared"):
+        boolean.search_probs([], 1000, 3)
+
+
+def test_k_and_epsilon_scores_the_same_network_and_sample_as_evaluate_k_and():
+    """At K = n_shared the search's random sample is evaluate_k_and's (same B, inputs, tuples), and ε is
+    the maximum over it and the hard cases; the hard tuples are worse than the control tuples."""
+    m, d, k, s = 300, 900, 3, 4
+    sample = epsilon.Sample(n_inputs=40, n_candidates=300, n_hard=16, seed_inputs=5)
+    table = boolean.k_and_epsilon(m, d, k, [10, 20], n_active=s, n_per_class=3, sample=sample,
+                                  seed_network=7)
+    ref = boolean.evaluate_k_and(m, d, k, n_active=s, n_shared=20, n_inputs=40, n_per_class=3,
+                                 seed_network=7, seed_inputs=5)
+    row = table.set_index("K").loc[20.0]
+    assert row["max_random"] == pytest.approx(ref["error"].abs().max(), abs=1e-6)
+    assert row["mean"] == pytest.approx(ref["error"].abs().mean(), abs=1e-6)
+    assert (table["epsilon"] >= table[["max_random", "max_worst_random", "max_worst_hard"]].max(axis=1) - 1e-12).all()
+    assert (table["max_worst_hard"] >= table["max_worst_random"]).all()
+    assert table["p"].tolist() == pytest.approx([(10 / d) ** (1 / 3), (20 / d) ** (1 / 3)])
+
+
+def test_best_density_keeps_the_smallest_epsilon_and_flags_grid_ends():
+    table = pd.DataFrame({"k": 2, "d": [100, 100, 100, 200, 200, 200], "seed_network": 0,
+                          "K": [10.0, 20.0, 40.0] * 2, "p": [0.3, 0.4, 0.6, 0.2, 0.3, 0.45],
+                          "epsilon": [0.9, 0.5, 0.7, 0.9, 0.8, 0.6]})
+    best = boolean.best_density(table).set_index("d")
+    assert best.loc[100, "K"] == 20.0 and not best.loc[100, "at_edge"]
+    assert best.loc[200, "K"] == 40.0 and best.loc[200, "at_edge"]
+
+
+def test_stacked_hard_cases_are_harder_than_the_random_sample_of_the_same_network():
+    """The hard inputs (partners overlapping N_(g,c) the most, tuples with the fewest neurons) go
+    through the same two-layer network as stacked_and's random sample and read far worse."""
+    kwargs = dict(n_gates=200, n_active=4, seed_network=0, seed_inputs=1)
+    hard = boolean.stacked_hard_errors(300, 600, n_candidates=300, n_hard=16, **kwargs)
+    _, layer2 = boolean.stacked_and(300, 600, n_inputs=200, **kwargs)
+    assert set(hard) == set(epsilon.SOURCES[1:]) and all(v.shape == (64,) for v in hard.values())
+    random_mean = layer2["error"].abs().mean()
+    for errors in hard.values():
+        assert (errors >= 0).all() and errors.mean() > 1.5 * random_mean
+    assert max(float(v.max()) for v in hard.values()) > layer2["error"].abs().max()
+    with pytest.raises(ValueError, match="n_active"):
+        boolean.stacked_hard_errors(300, 600, n_gates=200, n_active=2)

@@ -245,3 +245,54 @@ def test_neurons_needed_by_sparsity_needs_more_neurons_for_more_features_on():
 def test_neurons_needed_by_sparsity_rejects_bad_sparsities(s, name):
     with pytest.raises(ValueError, match=name):
         epsilon.neurons_needed_by_sparsity(40, s, [32, 64], [10.0], 0.9, network_seeds=[0])
+
+
+# ---------------------------------------------------------------------------------------- k-tuples
+def _brute_force_worst_tuple(B: torch.Tensor, tup: tuple[int, ...], s: int) -> float:
+    """max over every input with exactly s of m features on of |read-off - AND| for one k-tuple."""
+    m, k = B.shape[1], len(tup)
+    inputs = torch.tensor(list(itertools.combinations(range(m), s)))
+    act = uand.activation(uand.preactivation_basis(B, inputs), -(k - 1.0))
+    values, _ = uand.and_readout(act, B, torch.tensor(tup).expand(len(inputs), 1, k))
+    target = torch.tensor([[all(f in row for f in tup)] for row in inputs.tolist()])
+    return float((values - target.float()).abs().max())
+
+
+@pytest.mark.parametrize(("k", "s"), [(3, 3), (3, 4), (3, 5), (4, 5)])
+def test_k_and_worst_case_equals_brute_force_over_every_sparse_input(k, s):
+    m, d = 11, 120
+    B = uand.connection_matrix(m, d, 0.55, torch.Generator().manual_seed(10 * k + s))
+    tuples = epsilon.candidate_tuples(m, k, 6, seed=k + s)
+    _, overlaps, counts = epsilon.tuple_partners(B, tuples, s - k + 1)
+    worst = epsilon.worst_case_tuples(overlaps, counts, s, k)
+    for q, tup in enumerate(tuples.tolist()):
+        assert worst[q].item() == pytest.approx(_brute_force_worst_tuple(B, tuple(tup), s), abs=1e-6)
+
+
+def test_tuple_machinery_at_k_2_is_the_pair_machinery():
+    B = uand.connection_matrix(40, 300, 0.3, torch.Generator().manual_seed(0))
+    pairs = epsilon.candidate_pairs(40, 50, seed=2)
+    assert torch.equal(epsilon.tuple_counts(B, pairs), epsilon.shared_counts(B, pairs))
+    for got, expected in zip(epsilon.tuple_partners(B, pairs, 3), epsilon.top_partners(B, pairs, 3)):
+        assert torch.equal(got, expected)
+    _, overlaps, counts = epsilon.tuple_partners(B, pairs, 2)
+    torch.testing.assert_close(epsilon.worst_case_tuples(overlaps, counts, 3, 2),
+                               epsilon.worst_case_basis(overlaps, counts, 3))
+
+
+def test_candidate_and_hard_tuples():
+    tuples = epsilon.candidate_tuples(30, 3, 500, seed=1)
+    assert tuples.shape == (500, 3) and (tuples[:, 1:] > tuples[:, :-1]).all()   # sorted, distinct
+    assert tuples.min() >= 0 and tuples.max() < 30 and len(torch.unique(tuples[:, 0])) > 20
+    B = uand.connection_matrix(30, 400, 0.4, torch.Generator().manual_seed(3))
+    counts = (B[:, tuples[:, 0]] & B[:, tuples[:, 1]] & B[:, tuples[:, 2]]).sum(0)   # |N_T| directly
+    assert torch.equal(epsilon.tuple_counts(B, tuples), counts)
+    hard = epsilon.hard_tuples(B, tuples, 8)
+    assert epsilon.tuple_counts(B, hard).max() <= counts.sort().values[7]
+    errors = epsilon.tuple_hard_errors(B, tuples, 8, 4)
+    assert set(errors) == set(epsilon.SOURCES[1:]) and all(e.shape == (8,) for e in errors.values())
+    assert errors[epsilon.SOURCES[2]].max() >= errors[epsilon.SOURCES[1]].max()   # fewer neurons: worse
+    with pytest.raises(ValueError, match="k must"):
+        epsilon.candidate_tuples(30, 1, 5, seed=0)
+    with pytest.raises(ValueError, match="k must"):
+        epsilon.worst_case_tuples(torch.zeros(1, 1, dtype=torch.long), torch.ones(1, dtype=torch.long), 3, 4)

@@ -322,6 +322,78 @@ def sweep_k_and(n_features: int, widths: list[int], ks: list[int], *, n_active: 
     return pd.DataFrame(rows)
 
 
+# ---------------------------------------------------------------------------------------- ε, p searched
+def search_probs(n_shared, d_hidden: int, k: int) -> list[float]:
+    """The searched connection probabilities at width d: p = (K/d)^(1/k) for every K of the log grid
+    ``n_shared`` (K capped at d, so p <= 1). The search keeps the p of smallest ε per (k, d, network);
+    nothing fixes K, so the exponent of ε(d) is measured, not set."""
+    if len(n_shared) == 0 or any(not K > 0 for K in n_shared):
+        raise ValueError(f"n_shared must be a non-empty grid of values > 0, got {n_shared!r}")
+    return [uand.connect_prob(min(float(K), d_hidden), d_hidden, k) for K in n_shared]
+
+
+def k_and_epsilon(n_features: int, d_hidden: int, k: int, n_shared, *, n_active: int = 4,
+                  n_per_class: int = 5, sample: epsilon.Sample = epsilon.Sample(),
+                  seed_network: int = 0) -> pd.DataFrame:
+    """ε of the k-input AND (basis-aligned inputs) at every p of ``search_probs(n_shared, d, k)``.
+
+    ε = the maximum |error| over (1) the random sample of ``evaluate_k_and`` (sample.n_inputs inputs
+    with exactly s on, n_per_class tuples per number on, from sample.seed_inputs), scored through the
+    network, and (2) the hard cases of ``epsilon.tuple_hard_errors``: of sample.n_candidates random
+    k-tuples the sample.n_hard with the fewest neurons reading all of them, and the first n_hard as a
+    control, each at its exact worst input (the s-k+1 features outside the tuple that the most
+    neurons of N_T read, on beside k-1 of its features). B_p = U < p from one draw of keys (nested
+    networks; at K = n_shared of ``evaluate_k_and`` the same network). One row per p: k, m, d,
+    seed_network, K (grid value), p and the ``epsilon.summarize`` columns."""
+    _check_k(k)
+    _check_layer(n_features, d_hidden, n_active, k)
+    m, d = n_features, d_hidden
+    keys = uand.connection_keys(m, d, torch.Generator().manual_seed(checks.seed("seed_network",
+                                                                                  seed_network)))
+    active, inactive, gen = _inputs(m, n_active, sample.n_inputs, 2 * k, sample.seed_inputs)
+    tuples, n_on = sample_tuples(active, inactive, k, n_per_class, gen)
+    target = (n_on == k).float()
+    candidates = epsilon.candidate_tuples(m, k, sample.n_candidates, sample.seed_inputs)
+    keys_t, rows = keys.T.contiguous(), []        # features first: B_p^T = U^T < p without a copy
+    for K, p in zip(n_shared, search_probs(n_shared, d, k)):
+        Bt = keys_t < p
+        B = Bt.T
+        act = uand.activation(uand.preactivation_basis(B, active), -(k - 1.0))
+        values, counts = uand.and_readout(act, B, tuples)
+        errors = {epsilon.SOURCES[0]: values - target,
+                  **epsilon.tuple_hard_errors(B, candidates, sample.n_hard, n_active, Bt=Bt)}
+        rows.append({"k": k, "m": m, "d": d, "seed_network": seed_network, "K": float(K), "p": p,
+                     **epsilon.summarize(errors, float((counts == 0).double().mean()))})
+    return pd.DataFrame(rows)
+
+
+def k_and_epsilon_sweep(n_features: int, widths, ks, n_shared, *, n_active: int = 4,
+                        n_per_class: int = 5, sample: epsilon.Sample = epsilon.Sample(),
+                        network_seeds=(0, 1), progress=None) -> pd.DataFrame:
+    """``k_and_epsilon`` at every (k, d, network seed): one row per (k, d, seed_network, K).
+    ``progress``: an optional tqdm bar, advanced once per network."""
+    tables = []
+    for k in ks:
+        for d in widths:
+            for seed in network_seeds:
+                tables.append(k_and_epsilon(n_features, d, k, n_shared, n_active=n_active,
+                                            n_per_class=n_per_class, sample=sample,
+                                            seed_network=seed))
+                if progress is not None:
+                    progress.update(1)
+    return pd.concat(tables, ignore_index=True)
+
+
+def best_density(table: pd.DataFrame) -> pd.DataFrame:
+    """``epsilon.best`` per (k, d, seed_network) of a ``k_and_epsilon_sweep`` table (the smallest ε;
+    ties: the smaller p), with 'at_edge' judged on K: True where the best K is the first or last of the
+    grid (the grid of p moves with d, so its ends are ends in K, not in p)."""
+    grid = np.sort(table["K"].unique())
+    rows = epsilon.best(table, by=("k", "d", "seed_network"))
+    rows["at_edge"] = rows["K"].isin([grid[0], grid[-1]])
+    return rows
+
+
 # ---------------------------------------------------------------------------------------- layer
 def pool_forward(B: Tensor, active: Tensor, size: int) -> Tensor:
     """Activations of the AND pool of a given size: copy units (size 1) are clipped,
@@ -445,6 +517,35 @@ def stacked_inputs(gates: Tensor, n_features: int, n_active: int, n_inputs: int,
     return torch.cat([pair, rest[:, :n_active - 2]], 1), gate, rest[:, n_active - 2:]
 
 
+def _stacked_network(n_features: int, d_hidden: int, n_gates: int, n_shared: float,
+                     seed_network: int) -> dict:
+    """The weights of ``stacked_and``: {'B_copy', 'B_and' (d, m), 'B2' (d, m + G) bool, 'gates' (G, 2),
+    'p2'} from seed_network."""
+    checks.positive_int("n_gates", n_gates)
+    m, d, K = n_features, d_hidden, n_shared
+    gen_net = torch.Generator().manual_seed(seed_network)
+    B_copy = uand.connection_matrix(m, d, uand.connect_prob(K, d, 1), gen_net)
+    B_and = uand.connection_matrix(m, d, uand.connect_prob(K, d, 2), gen_net)
+    p2 = uand.connect_prob(K, d, 2)
+    B2 = uand.connection_matrix(m + n_gates, d, p2, gen_net)
+    return {"B_copy": B_copy, "B_and": B_and, "B2": B2, "p2": p2,
+            "gates": epsilon.candidate_pairs(m, n_gates, seed_network)}
+
+
+def _stacked_forward(net: dict, active: Tensor, centre: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Both layers of ``stacked_and`` on inputs active (T, s): (value, truth (T, m + G) float32: layer-1
+    read-offs as layer 2 reads them and their targets; act2 (T, d) float32: layer-2 activations)."""
+    m, gates = net["B_copy"].shape[1], net["gates"]
+    on = torch.zeros(len(active), m, dtype=torch.bool).scatter_(1, active, True)
+    truth = torch.cat([on, on[:, gates[:, 0]] & on[:, gates[:, 1]]], 1).float()
+    pools = []
+    for size, B, tup in [(1, net["B_copy"], torch.arange(m)[:, None]), (2, net["B_and"], gates)]:
+        v = pool_forward(B, active, size) @ readout_rows(B, tup).T            # (T, m) or (T, G)
+        pools.append(v - v.mean(1, keepdim=True) if centre else v)
+    value = torch.cat(pools, 1)
+    return value, truth, uand.activation(uand.preactivation_from_overlaps(net["B2"], value), -1.0)
+
+
 def stacked_and(n_features: int, d_hidden: int, *, n_gates: int, n_active: int = 4,
                 n_shared: float = 20, n_inputs: int = 200, n_off: int = 3, centre: bool = True,
                 seed_network: int = 0, seed_inputs: int = 1) -> tuple[dict[str, Tensor], pd.DataFrame]:
@@ -468,26 +569,14 @@ def stacked_and(n_features: int, d_hidden: int, *, n_gates: int, n_active: int =
     on features), (its gate, n_off off features), (a random other gate, each other on feature) and
     (that gate, the off features)."""
     _check_layer(n_features, d_hidden, n_active, 2)
-    checks.positive_int("n_gates", n_gates)
     checks.positive_int("n_off", n_off)
-    m, d, K = n_features, d_hidden, n_shared
-    gen_net = torch.Generator().manual_seed(seed_network)
-    B_copy = uand.connection_matrix(m, d, uand.connect_prob(K, d, 1), gen_net)
-    B_and = uand.connection_matrix(m, d, uand.connect_prob(K, d, 2), gen_net)
-    p2 = uand.connect_prob(K, d, 2)
-    B2 = uand.connection_matrix(m + n_gates, d, p2, gen_net)
-    gates = epsilon.candidate_pairs(m, n_gates, seed_network)
+    m = n_features
+    net = _stacked_network(n_features, d_hidden, n_gates, n_shared, seed_network)
+    gates, B2, p2 = net["gates"], net["B2"], net["p2"]
     gen = torch.Generator().manual_seed(seed_inputs)
     active, gate, off = stacked_inputs(gates, m, n_active, n_inputs, n_off, gen)
     T = n_inputs
-    on = torch.zeros(T, m, dtype=torch.bool).scatter_(1, active, True)
-    truth = torch.cat([on, on[:, gates[:, 0]] & on[:, gates[:, 1]]], 1).float()
-    pools = []
-    for size, B, tup in [(1, B_copy, torch.arange(m)[:, None]), (2, B_and, gates)]:
-        v = pool_forward(B, active, size) @ readout_rows(B, tup).T            # (T, m) or (T, G)
-        pools.append(v - v.mean(1, keepdim=True) if centre else v)
-    value = torch.cat(pools, 1)
-    act2 = uand.activation(uand.preactivation_from_overlaps(B2, value), -1.0)
+    value, truth, act2 = _stacked_forward(net, active, centre)
     other = (gate + 1 + torch.randint(0, n_gates - 1, (T,), generator=gen)) % n_gates
     g_on, g_off, s_rest = m + gate[:, None], m + other[:, None], active[:, 2:]
     parts = [(g_on, s_rest), (g_on, off), (g_off, s_rest), (g_off, off)]
@@ -527,3 +616,51 @@ def layer_errors(layer1: dict[str, Tensor], layer2: pd.DataFrame, n_features: in
             {"layer": 1, "gates": "a AND b", **error_summary(err1[:, n_features:].numpy())},
             {"layer": 2, "gates": "(a AND b) AND c", **error_summary(layer2["error"])}]
     return pd.DataFrame(rows)
+
+
+def stacked_hard_errors(n_features: int, d_hidden: int, *, n_gates: int, n_active: int = 4,
+                        n_shared: float = 20, centre: bool = True, n_candidates: int = 1000,
+                        n_hard: int = 32, seed_network: int = 0, seed_inputs: int = 1) -> dict[str, Tensor]:
+    """Targeted hard cases of ``stacked_and`` (same network), run through both layers.
+
+    Candidates: n_candidates random top-level tuples (gate g = (a, b), copy c not in g). Hard tuples:
+    the n_hard whose layer-2 read-off has the fewest neurons |N_(g,c)| (``epsilon.hard_tuples`` on B2);
+    control: the first n_hard. Hard inputs per tuple: the s-2 base features l outside {a, b, c} whose
+    copies the most neurons of N_(g,c) read (``epsilon.tuple_partners``; gates are not switched on
+    directly), on beside a, b, c (both on: s-3 of them), beside a, b (gate on, c off), beside c, a and
+    beside c, b (gate off, c on). Hard cases, not proven worst ones (the layer-1 errors move too).
+    Returns {epsilon.SOURCES[1]: |error| of the control tuples, SOURCES[2]: of the hard tuples},
+    each (4 n_hard,) float64 in the input order above."""
+    _check_layer(n_features, d_hidden, n_active, 2)
+    if n_active < 3:
+        raise ValueError(f"n_active must be >= 3 (a gate's pair and c), got {n_active}")
+    m, s = n_features, n_active
+    net = _stacked_network(n_features, d_hidden, n_gates, n_shared, seed_network)
+    gates, B2 = net["gates"], net["B2"]
+    gen = torch.Generator().manual_seed(checks.seed("seed_inputs", seed_inputs))
+    g = torch.randint(0, n_gates, (checks.positive_int("n_candidates", n_candidates),), generator=gen)
+    c = torch.randint(0, m, (n_candidates,), generator=gen)
+    keep = (c != gates[g, 0]) & (c != gates[g, 1])
+    candidates = torch.stack([c[keep], m + g[keep]], 1)               # layer-2 features: copy c, gate g
+    Bt2 = B2.T.contiguous()
+    out = {}
+    for source, tuples in [(epsilon.SOURCES[1], candidates[:n_hard]),
+                           (epsilon.SOURCES[2], epsilon.hard_tuples(B2, candidates, n_hard, Bt=Bt2))]:
+        ranked, _, _ = epsilon.tuple_partners(B2, tuples, min(B2.shape[1] - 2, 4 * s + 8), Bt=Bt2)
+        a, b = gates[tuples[:, 1] - m].unbind(1)
+        cc = tuples[:, 0]
+        usable = (ranked < m) & (ranked != a[:, None]) & (ranked != b[:, None])   # copies outside g, c
+        if (usable.sum(1) < s - 2).any():
+            raise ValueError("too few copy features among the ranked partners: raise n_features")
+        order = torch.argsort((~usable).to(torch.int8), dim=1, stable=True)
+        top = ranked.gather(1, order)[:, :s - 2]
+        active = torch.cat([torch.cat([torch.stack([a, b, cc], 1), top[:, :s - 3]], 1),
+                            torch.cat([torch.stack([a, b], 1), top], 1),
+                            torch.cat([torch.stack([cc, a], 1), top], 1),
+                            torch.cat([torch.stack([cc, b], 1), top], 1)])
+        tup = tuples.repeat(4, 1)[:, None, :]
+        _, _, act2 = _stacked_forward(net, active, centre)
+        values, _ = uand.and_readout(act2, B2, tup)
+        target = torch.cat([torch.ones(len(tuples)), torch.zeros(3 * len(tuples))])
+        out[source] = (values[:, 0] - target).abs().double()
+    return out

@@ -499,3 +499,79 @@ def gaussian_max_theory(mean_abs, n_scored):
     """Largest |error| expected among N independent N(0, sigma^2) errors whose mean |error| is
     mean_abs: sigma sqrt(2 ln N) with sigma = mean_abs sqrt(pi / 2), i.e. mean_abs sqrt(pi ln N)."""
     return np.asarray(mean_abs, float) * np.sqrt(np.pi * np.log(np.asarray(n_scored, float)))
+
+
+# ---------------------------------------------------------------------------------------- k-tuples
+# k-input ANDs (cis spec §4.1; ``toysup.cis.boolean``): the pair machinery above for tuples of any size.
+# A neuron of N_T with j of the tuple's k features on outputs ReLU(j + n - (k-1)), n the other active
+# features it reads. All on (s-k others) the error is sum_l |N_T & S_l| / |N_T|; with k-1 on (s-k+1
+# others) it is the same sum over one more feature; with j < k-1 on it is mean ReLU(n - (k-1-j)), at most
+# the count over any s-k+1 of its s-j others (dropping k-1-j features lowers n by at most k-1-j). So the
+# exact worst case of a tuple over all s-sparse inputs is the pair formula with s-k+1 partners:
+#     ε_T = (sum of the s-k+1 largest |N_T & S_l|, l not in T) / |N_T|      (1 if |N_T| = 0).
+def candidate_tuples(n_features: int, k: int, n_candidates: int, seed: int) -> Tensor:
+    """n_candidates uniformly random k-tuples of distinct features, each sorted: (n, k) long."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= n_features:
+        raise ValueError(f"k must be an integer in [2, n_features={n_features}], got {k!r}")
+    gen = torch.Generator().manual_seed(checks.seed("seed", seed))
+    return uand.sample_distinct(n_candidates, n_features, k, gen).sort(dim=1).values
+
+
+def tuple_counts(B: Tensor, tuples: Tensor, *, Bt: Tensor | None = None) -> Tensor:
+    """|N_T| = #{n : B_ni = 1 for every i in T} per tuple: tuples (P, k) -> (P,) long."""
+    Bt = _features_first(B, Bt)
+    mask = Bt.index_select(0, tuples[:, 0])
+    for c in range(1, tuples.shape[1]):
+        mask &= Bt.index_select(0, tuples[:, c])
+    return mask.view(torch.uint8).sum(1, dtype=torch.int64)
+
+
+def hard_tuples(B: Tensor, candidates: Tensor, n_hard: int, *, Bt: Tensor | None = None) -> Tensor:
+    """The n_hard candidate tuples with the fewest neurons reading all of them (ties: candidate order)."""
+    checks.positive_int("n_hard", n_hard, maximum=len(candidates))
+    order = torch.argsort(tuple_counts(B, candidates, Bt=Bt), stable=True)
+    return candidates[order[:n_hard]]
+
+
+def tuple_partners(B: Tensor, tuples: Tensor, n_partners: int, *, Bt: Tensor | None = None
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+    """For each k-tuple, the n_partners features l outside it read by the most neurons of N_T.
+
+    tuples (P, k) -> (partners (P, n) long, overlaps |N_T & S_l| (P, n) long, counts |N_T| (P,) long);
+    ties go to the lower feature index. (``top_partners`` is its k = 2 case.)"""
+    d, m = B.shape
+    checks.positive_int("n_partners", n_partners, maximum=m - tuples.shape[1])
+    partners = torch.empty(len(tuples), n_partners, dtype=torch.long)
+    overlaps = torch.empty(len(tuples), n_partners, dtype=torch.long)
+    Bt = _features_first(B, Bt)
+    counts = tuple_counts(B, tuples, Bt=Bt)
+    rank = torch.arange(m, dtype=torch.float64) / (m + 1)
+    for row, members in enumerate(tuples):
+        neurons = torch.nonzero(Bt.index_select(0, members).all(0)).reshape(-1)
+        ov = B.index_select(0, neurons).view(torch.uint8).sum(0, dtype=torch.int64)  # |N_T & S_l|
+        ov[members] = -1
+        top = (ov.double() * (m + 1) - rank).topk(n_partners).indices    # lowest index among ties
+        partners[row], overlaps[row] = top, ov[top]
+    return partners, overlaps, counts
+
+
+def worst_case_tuples(overlaps: Tensor, counts: Tensor, n_active: int, k: int) -> Tensor:
+    """Exact worst-case |error| of the k-input AND over all s-sparse inputs, per tuple (comment above):
+    ``worst_case_basis`` with s-k+1 partners. overlaps (P, >= s-k+1), counts (P,) -> (P,) float64."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= n_active:
+        raise ValueError(f"k must be an integer in [2, n_active={n_active}], got {k!r}")
+    return worst_case_basis(overlaps, counts, n_active - k + 2)
+
+
+def tuple_hard_errors(B: Tensor, candidates: Tensor, n_hard: int, n_active: int, *,
+                      Bt: Tensor | None = None) -> dict[str, Tensor]:
+    """{SOURCES[1]: worst-case |error| of the first n_hard candidates (control), SOURCES[2]: of the
+    n_hard with the fewest |N_T|}, each (n_hard,) float64, by ``worst_case_tuples``."""
+    k = candidates.shape[1]
+    Bt = _features_first(B, Bt)
+    out = {}
+    for source, tuples in [(SOURCES[1], candidates[:n_hard]),
+                           (SOURCES[2], hard_tuples(B, candidates, n_hard, Bt=Bt))]:
+        _, overlaps, counts = tuple_partners(B, tuples, max(1, n_active - k + 1), Bt=Bt)
+        out[source] = worst_case_tuples(overlaps, counts, n_active, k)
+    return out
