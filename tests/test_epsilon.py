@@ -296,3 +296,14 @@ def test_candidate_and_hard_tuples():
         epsilon.candidate_tuples(30, 1, 5, seed=0)
     with pytest.raises(ValueError, match="k must"):
         epsilon.worst_case_tuples(torch.zeros(1, 1, dtype=torch.long), torch.ones(1, dtype=torch.long), 3, 4)
+
+
+def test_best_judges_each_group_on_its_own_grid():
+    # two widths whose p grids do not overlap: the middle of each is not an edge, although the
+    # pooled grid's ends are elsewhere (a grid that moves with d, as p = sqrt(K/d) does)
+    table = pd.DataFrame({"m": 10, "seed_network": 0, "d": [100] * 3 + [400] * 3,
+                          "p": [0.1, 0.2, 0.4, 0.05, 0.1, 0.2], "epsilon": [0.9, 0.5, 0.8, 0.9, 0.4, 0.7]})
+    rows = epsilon.best(table).set_index("d")
+    assert rows["p"].tolist() == [0.2, 0.1] and not rows["at_edge"].any()
+    table.loc[table["d"] == 400, "epsilon"] = [0.1, 0.4, 0.7]
+    assert epsilon.best(table).set_index("d")["at_edge"].tolist() == [False, True]

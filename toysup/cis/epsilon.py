@@ -180,11 +180,11 @@ def summarize(errors: dict[str, Tensor], frac_empty: float) -> dict[str, float]:
 
 def best(table: pd.DataFrame, by: Sequence[str] = ("m", "d", "seed_network")) -> pd.DataFrame:
     """Per group, the row of smallest ε (ties: the smaller p), plus 'at_edge': True where that p is
-    the first or last of the grid searched (the optimum may lie outside it)."""
-    probs = np.sort(table["p"].unique())
-    rows = table.sort_values(["epsilon", "p"]).groupby(list(by), as_index=False).first()
-    rows["at_edge"] = rows["p"].isin([probs[0], probs[-1]])
-    return rows
+    the smallest or largest of the group's own grid (the optimum may lie outside it; grids that move
+    with d are judged each on its own)."""
+    grid = table.groupby(list(by))["p"]
+    edge = table["p"].eq(grid.transform("min")) | table["p"].eq(grid.transform("max"))
+    return table.assign(at_edge=edge).sort_values(["epsilon", "p"]).groupby(list(by), as_index=False).first()
 
 
 # ---------------------------------------------------------------------------------------- U1
