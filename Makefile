@@ -18,9 +18,12 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -qq -r requirements.txt
 	touch $@
 
+# Two chapters at once, one thread each, where there are two cores or more: on 2 cores that trains
+# 1.58x as fast as one chapter at a time with two threads (README, "the book's time").
+JOBS ?= $(shell nproc 2>/dev/null | awk '{print ($$1 >= 2) ? 2 : 1}')
 book: $(STAMP)
 	mkdir -p _build/tool-state
-	$(BIN)/python -m toysup.book.reproduce $(ARGS)
+	$(BIN)/python -m toysup.book.reproduce --jobs $(JOBS) $(ARGS)
 
 # Stage 1: unit tests and every chapter in fast mode through papermill (tests/test_notebooks.py), then
 # the CI subset of the mutation run (each mutant must fail an evidence or regression check).

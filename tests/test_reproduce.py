@@ -158,6 +158,7 @@ def test_jobs_run_chapters_side_by_side_longest_first_with_threads_shared(tiny, 
         'import os\nassert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "2"'))
     nbformat.write(nb, second)
     monkeypatch.setattr(reproduce.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(reproduce, "HEARTBEAT", 0.5)     # a line while the chapters run, instead of bars
     with pytest.raises(ValueError, match=r"jobs must be an integer in \[1, 4\]"):
         reproduce.reproduce(tmp_path / "never", {}, jobs=5)
     out = tmp_path / "build"
@@ -167,6 +168,7 @@ def test_jobs_run_chapters_side_by_side_longest_first_with_threads_shared(tiny, 
     assert reproduce.reproduce(out, {}, build=False, jobs=2) == 0
     printed = capsys.readouterr().out
     assert "2 at a time with 2 thread(s) each, the longest first: 02_tiny, 01_tiny" in printed
+    assert " s: running " in printed
     entries = json.loads(state.read_text())
     assert {entries[c]["status"] for c in ("01_tiny", "02_tiny")} == {"pass"}
     assert reproduce.reproduce(out, {}, build=False, jobs=2) == 0     # both reused

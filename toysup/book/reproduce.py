@@ -61,6 +61,7 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 # does): the kernel's traffic is encrypted, so ipykernel does not warn "Kernel is running over TCP
 # without encryption" at every chapter.
 KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}})
+HEARTBEAT = 60.0   # seconds between the lines that say which chapters are running (``--jobs`` > 1)
 
 
 def chapters() -> list[Path]:
@@ -355,7 +356,11 @@ def _run(out: Path, plan: dict[Path, dict[str, Any]], state: dict[str, dict[str,
             running = {pool.submit(run_chapter, nb, executed, plan[nb], records, threads=threads): nb
                        for nb in todo}
             while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, timeout=HEARTBEAT, return_when=FIRST_COMPLETED)
+                if not done:        # no progress bar per chapter here: a line a minute instead
+                    busy = [nb.stem for future, nb in running.items() if future.running()]
+                    print(f"    {time.perf_counter() - start:.0f} s: running {', '.join(busy)}; "
+                          f"{len(running) - len(busy)} waiting", flush=True)
                 for future in done:
                     finished(running.pop(future), *future.result())
                 if failed and not keep_going:       # the chapters not started are not started
