@@ -177,13 +177,14 @@ def made_under(path: Path, *where: str) -> str | None:
 
 
 def execute_chapter(notebook: Path, out_dir: Path, params: dict[str, Any], records: Path, *,
-                    progress: bool = True) -> None:
+                    progress: bool = True) -> str:
     """Execute one chapter with papermill into ``out_dir``, its scorecard records into ``records``.
 
     The executed notebook is written once papermill has finished (the previous one stays until then)
     and then carries its ``chapter_key`` in its metadata (``toysup.key``), as its records do ("key").
-    Raises papermill.PapermillExecutionError when a cell fails (a failed check included); the
-    executed notebook, with the error and the key, is written all the same.
+    Returns the key (computed as the run starts). Raises papermill.PapermillExecutionError when a
+    cell fails (a failed check included); the executed notebook, with the error and the key, is
+    written all the same.
     """
     key = chapter_key(notebook, params)
     target = out_dir / notebook.name
@@ -210,6 +211,7 @@ def execute_chapter(notebook: Path, out_dir: Path, params: dict[str, Any], recor
     storage.write_text(target, nbformat.writes(executed))
     if failure:
         raise failure
+    return key
 
 
 def load_state(path: Path) -> dict[str, dict[str, Any]]:
@@ -292,20 +294,21 @@ def reproduce(out: Path, spec: dict[str, dict[str, Any]], *, only: list[str] | N
 
 
 def run_chapter(notebook: Path, executed: Path, params: dict[str, Any], records: Path, *,
-                threads: int | None = None) -> tuple[str, str, float]:
-    """``execute_chapter`` timed: (status "pass" or "fail", the error, seconds). threads: the
+                threads: int | None = None) -> tuple[str, str, float, str]:
+    """``execute_chapter`` timed: (status "pass" or "fail", the error, seconds, the key it ran
+    under: computed as it starts, so a change made while it waited is not hidden). threads: the
     kernel's thread count (OMP_NUM_THREADS, MKL_NUM_THREADS), set in this process's environment, so
     only for a worker process of its own (``_run`` with jobs > 1; no progress bar there); None:
     inherited, with papermill's progress bar."""
     if threads is not None:
         os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    tic = time.perf_counter()
+    tic, key = time.perf_counter(), chapter_key(notebook, params)
     try:
-        execute_chapter(notebook, executed, params, records, progress=threads is None)
+        key = execute_chapter(notebook, executed, params, records, progress=threads is None)
         status, error = "pass", ""
     except papermill.PapermillExecutionError as err:
         status, error = "fail", f"{err.ename}: {err.evalue}"
-    return status, error, time.perf_counter() - tic
+    return status, error, time.perf_counter() - tic, key
 
 
 def _run(out: Path, plan: dict[Path, dict[str, Any]], state: dict[str, dict[str, Any]], *,
@@ -331,8 +334,8 @@ def _run(out: Path, plan: dict[Path, dict[str, Any]], state: dict[str, dict[str,
     if todo:                                            # so an interrupted one is not reused
         storage.write_text(state_file, json.dumps(state, indent=1))
 
-    def finished(notebook: Path, status: str, error: str, seconds: float) -> None:
-        state[notebook.stem] = {"key": chapter_key(notebook, plan[notebook]), "seconds": seconds,
+    def finished(notebook: Path, status: str, error: str, seconds: float, key: str) -> None:
+        state[notebook.stem] = {"key": key, "seconds": seconds,
                                 "status": status, "error": error, "params": plan[notebook],
                                 "reused": False}
         storage.write_text(state_file, json.dumps(state, indent=1))
@@ -358,7 +361,7 @@ def _run(out: Path, plan: dict[Path, dict[str, Any]], state: dict[str, dict[str,
             while running:
                 done, _ = wait(running, timeout=HEARTBEAT, return_when=FIRST_COMPLETED)
                 if not done:        # no progress bar per chapter here: a line a minute instead
-                    busy = [nb.stem for future, nb in running.items() if future.running()]
+                    busy = [nb.stem for nb in running.values()][:jobs]   # the pool starts them in order
                     print(f"    {time.perf_counter() - start:.0f} s: running {', '.join(busy)}; "
                           f"{len(running) - len(busy)} waiting", flush=True)
                 for future in done:
