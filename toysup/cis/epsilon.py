@@ -91,10 +91,9 @@ def _features_first(B: Tensor, Bt: Tensor | None) -> Tensor:
 
 
 def shared_counts(B: Tensor, pairs: Tensor, *, Bt: Tensor | None = None) -> Tensor:
-    """|N_ij| = #{k : B_ki = B_kj = 1} for each pair: (P,) long. Bt: B^T contiguous, if at hand."""
-    Bt = _features_first(B, Bt)
-    both = Bt.index_select(0, pairs[:, 0]) & Bt.index_select(0, pairs[:, 1])
-    return both.view(torch.uint8).sum(1, dtype=torch.int64)
+    """|N_ij| = #{k : B_ki = B_kj = 1} for each pair: (P,) long. Bt: B^T contiguous, if at hand.
+    The k = 2 case of ``tuple_counts``."""
+    return tuple_counts(B, pairs, Bt=Bt)
 
 
 def hard_pairs(B: Tensor, candidates: Tensor, n_hard: int, *, Bt: Tensor | None = None) -> Tensor:
@@ -109,22 +108,9 @@ def top_partners(B: Tensor, pairs: Tensor, n_partners: int, *, Bt: Tensor | None
 
     Returns (partners (P, n) long, overlaps |N_ij & S_l| (P, n) long, counts |N_ij| (P,) long);
     ties go to the lower feature index (a pair with |N_ij| = 0 gets features 0, 1, ... with overlap 0).
+    The k = 2 case of ``tuple_partners``.
     """
-    d, m = B.shape
-    checks.positive_int("n_partners", n_partners, maximum=m - 2)
-    partners = torch.empty(len(pairs), n_partners, dtype=torch.long)
-    overlaps = torch.empty(len(pairs), n_partners, dtype=torch.long)
-    Bt = _features_first(B, Bt)
-    counts = shared_counts(B, pairs, Bt=Bt)
-    for row, (i, j) in enumerate(pairs.tolist()):
-        neurons = torch.nonzero(Bt[i] & Bt[j]).reshape(-1)
-        ov = B.index_select(0, neurons).view(torch.uint8).sum(0, dtype=torch.int64)  # |N_ij & S_l|
-        ov[[i, j]] = -1
-        # topk on (overlap, -index) keeps the lowest index among equal overlaps
-        score = ov.double() * (m + 1) - torch.arange(m, dtype=torch.float64) / (m + 1)
-        top = score.topk(n_partners).indices
-        partners[row], overlaps[row] = top, ov[top]
-    return partners, overlaps, counts
+    return tuple_partners(B, pairs, n_partners, Bt=Bt)
 
 
 def worst_case_basis(overlaps: Tensor, counts: Tensor, n_active: int) -> Tensor:
@@ -538,7 +524,7 @@ def tuple_partners(B: Tensor, tuples: Tensor, n_partners: int, *, Bt: Tensor | N
     """For each k-tuple, the n_partners features l outside it read by the most neurons of N_T.
 
     tuples (P, k) -> (partners (P, n) long, overlaps |N_T & S_l| (P, n) long, counts |N_T| (P,) long);
-    ties go to the lower feature index. (``top_partners`` is its k = 2 case.)"""
+    ties go to the lower feature index. ``top_partners`` is its k = 2 case."""
     d, m = B.shape
     checks.positive_int("n_partners", n_partners, maximum=m - tuples.shape[1])
     partners = torch.empty(len(tuples), n_partners, dtype=torch.long)
