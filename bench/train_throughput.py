@@ -14,14 +14,16 @@ Sections (each prints one table; times are the fastest of ``--repeats`` timed ru
               (the backward products need only those).
   profile     one step's parts at n = 1024 after 1,000 steps, and the parts a sparse backward pass
               would replace them with (compacting the active outputs, building CSR matrices).
+  blocks      ms per model-step against the instances per block, n = 64…2048, p = 0.045 and 0.2: where
+              train.BLOCK_FLOATS comes from.
   input       ms per loss_and_grads call on the sparse and on the dense input path (model.residual)
-              at n = 256…2048, r = 0.05 and 0.25, p = 0.01…0.4, one instance: where DENSE_INPUT (the
-              density above which the dense path runs) comes from.
+              at n = 256…2048, r = 0.05, 0.25 and 0.5, p = 0.01…0.4, one instance: where the thresholds
+              DENSE_INPUT and DENSE_INPUT_LARGE (the densities above which the dense path runs) come from.
   target      wall time for the held-out loss that ``fit``'s default (3,000 steps) reaches, with the
               paper's protocol (constant lr 3e-3/√n, Adam, fresh batch each step) — long.
   plateau     steps the convergence criterion (TrainConfig.plateau = 0.005) chooses at several n — long.
 
-Run:  .venv/bin/python bench/train_throughput.py [throughput profile input target plateau] [--threads 2]
+Run:  .venv/bin/python bench/train_throughput.py [throughput profile blocks input target plateau] [--threads 2]
 """
 import argparse
 import math
@@ -57,15 +59,18 @@ def fastest(run: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
-def fit_run(n: int, k: int, steps: int, *, whole: bool = False, seed: int = 0) -> Callable[[], object]:
+def fit_run(n: int, k: int, steps: int, *, whole: bool = False, block_floats: int | None = None,
+            prob: float = P, seed: int = 0) -> Callable[[], object]:
+    """``fit`` of k models at (prob, RATIO); whole: one block of all k instances; block_floats: the
+    block rule's float budget instead of ``train.BLOCK_FLOATS``."""
     cfg = model.AutoencoderConfig(n, model.hidden_width(n, RATIO), k)
     config = train.TrainConfig(n_steps=steps, batch=BATCH)
 
     def run() -> object:
         saved = train.BLOCK_FLOATS
-        train.BLOCK_FLOATS = 2 ** 62 if whole else saved
+        train.BLOCK_FLOATS = 2 ** 62 if whole else block_floats or saved
         try:
-            return train.fit(cfg, P, config, seed=seed, progress=False)
+            return train.fit(cfg, prob, config, seed=seed, progress=False)
         finally:
             train.BLOCK_FLOATS = saved
     return run
@@ -158,15 +163,28 @@ def profile(args: argparse.Namespace) -> None:
         print(f"{1e3 * fastest(run, 10 * args.repeats):>8.2f}  {name}")
 
 
+def blocks(args: argparse.Namespace) -> None:
+    print(f"\n## blocks: ms per model-step of fit against the instances per block (train.instance_blocks), "
+          f"r = {RATIO}, batch {BATCH}; the rule's budget is {train.BLOCK_FLOATS} floats per block")
+    for n, k in ((64, 16), (128, 16), (256, 16), (512, 8), (1024, 8), (2048, 4)):
+        for prob in (P, 0.2):
+            times = [f"{per}: {1e3 * fastest(fit_run(n, k, args.steps, block_floats=per * BATCH * n, prob=prob), args.repeats) / args.steps / k:6.2f}"
+                     for per in (1, 2, 4, 8, 16) if per <= k]
+            first = train.instance_blocks(k, BATCH, n)[0]
+            chosen = first.stop - first.start
+            print(f"n {n:>5} k {k:>3} p {prob:<5} chosen {chosen:>2} per block |  " + "  ".join(times))
+
+
 def input_paths(args: argparse.Namespace) -> None:
     print(f"\n## input: ms per loss_and_grads call (batch {BATCH}, one instance, fresh batch each call); "
-          f"the dense path runs above a density of {model.DENSE_INPUT}")
+          f"the dense path runs above a density of {model.DENSE_INPUT} (below n = {model.LARGE_INPUT}), "
+          f"{model.DENSE_INPUT_LARGE} (from there on)")
     print(f"{'n':>5} {'m':>4} {'p':>5} {'sparse':>8} {'dense':>8} {'sparse/dense':>12} {'chosen':>7}")
     for n in args.sizes:
-        for ratio in (0.05, RATIO):
+        for ratio in (0.05, RATIO, 0.5):
             m = model.hidden_width(n, ratio)
             params = model.init_params(model.AutoencoderConfig(n, m, 1), data.make_generators([0], torch.device("cpu")))
-            for p in (0.01, 0.02, 0.05, 0.1, 0.2, 0.4):
+            for p in (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.4):
                 gens, probs = data.make_generators([1], torch.device("cpu")), torch.tensor([p], dtype=torch.float64)
                 times = {path: fastest(lambda: model.loss_and_grads(
                     params, data.sample_sparse(probs, BATCH, n, gens), dense=path), 5 * args.repeats)
@@ -229,7 +247,7 @@ def plateau(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sections", nargs="*", default=["throughput", "profile"],
-                        choices=["throughput", "profile", "input", "target", "plateau"])
+                        choices=["throughput", "profile", "blocks", "input", "target", "plateau"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -243,7 +261,7 @@ def main() -> None:
     peak = matmul_peak()
     print(f"torch {torch.__version__}, {args.threads} threads, matmul peak {peak:.0f} GFLOP/s")
     sections = {"throughput": lambda: throughput(args, peak), "profile": lambda: profile(args),
-                "input": lambda: input_paths(args),
+                "blocks": lambda: blocks(args), "input": lambda: input_paths(args),
                 "target": lambda: target(args), "plateau": lambda: plateau(args)}
     for name in args.sections:
         sections[name]()

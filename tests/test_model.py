@@ -83,12 +83,18 @@ def test_residual_matches_the_dense_forward(dense, activation):
         assert fwd.off is None
 
 
-def test_the_path_follows_the_density_of_the_batch():
-    n, gens = 200, data.make_generators([0, 1], CPU)
-    rule = model.DENSE_INPUT
+@pytest.mark.parametrize("n", [200, model.LARGE_INPUT])
+def test_the_path_follows_the_density_of_the_batch(n):
+    gens = data.make_generators([0, 1], CPU)
+    rule = model.dense_threshold(n)
     sparse = data.sample_sparse(torch.tensor([rule / 2, rule / 2]), 400, n, gens)
-    dense = data.sample_sparse(torch.tensor([rule * 2, rule * 2]), 400, n, gens)
+    dense = data.sample_sparse(torch.tensor([rule * 1.5, rule * 1.5]), 400, n, gens)
     assert not model.dense_input(sparse) and model.dense_input(dense)
+
+
+def test_the_threshold_rises_from_large_inputs_on():
+    assert model.dense_threshold(model.LARGE_INPUT - 1) == model.DENSE_INPUT
+    assert model.dense_threshold(model.LARGE_INPUT) == model.DENSE_INPUT_LARGE > model.DENSE_INPUT
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
@@ -149,5 +155,5 @@ def test_autograd_path_matches_autograd_at_both_densities(prob):
     cfg = model.AutoencoderConfig(60, 12, 2, activation="gelu")
     params = model.init_params(cfg, data.make_generators([0, 1], CPU))
     batch = data.sample_sparse(torch.tensor([prob, prob]), 300, 60, data.make_generators([5, 6], CPU))
-    assert model.dense_input(batch) == (prob > model.DENSE_INPUT)
+    assert model.dense_input(batch) == (prob > model.dense_threshold(60))
     _assert_matches_autograd(params, batch)

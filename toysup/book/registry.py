@@ -51,7 +51,7 @@ EXPECTED: dict[str, dict[str, Claim]] = {
     "03_analytic_loss": {
         "R6": claim(E), "R7 (i)": claim(C), "R7 (ii)": claim(E), "R7 (iii)": claim(R),
         "R12": claim(C), "R1 (d)": claim(E, may_deviate=True), "R10": claim(R, E)},
-    "04_activations": {"R11": claim(R, E), "§3.2": claim(C, optional=(E,), may_deviate=True)},
+    "04_activations": {"R11": claim(R, E, may_deviate=True), "§3.2": claim(C, optional=(E,), may_deviate=True)},
     "05_persian_rug": {"R8": claim(C), "R9a": claim(E, C, may_deviate=True), "R12": claim(C),
                        "R13": claim(C)},
     "10_uand_basis": {"§2.4": claim(E, C), "§1.3": claim(E, C, may_deviate=True), "§2.3": claim(E, C, may_deviate=True),

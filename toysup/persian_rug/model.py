@@ -204,14 +204,25 @@ def loss_per_instance(x: Tensor, y: Tensor) -> Tensor:
 
 
 # Above this fraction of non-zero inputs the encoder's products are faster dense (bmm over the dense x)
-# than from the sparse batch (CSR products, and the sort that builds the transpose): measured by
-# bench/train_throughput.py, section "input", at n = 256…2048, r = 0.05…0.25, p = 0.01…0.4.
+# than from the sparse batch (CSR products, and the sort that builds the transpose). Measured by
+# bench/train_throughput.py, section "input", on one and two threads at n = 256…2048, r = 0.05…0.5,
+# p = 0.01…0.4: below n = 512 the dense path wins from p ≈ 0.075 on, from n = 512 on only above
+# p ≈ 0.1–0.15 (the sparse path is 10–25 % faster at p = 0.1 there).
 DENSE_INPUT = 0.075
+DENSE_INPUT_LARGE = 0.125   # the threshold from n = LARGE_INPUT features on
+LARGE_INPUT = 512
+
+
+def dense_threshold(n_features: int) -> float:
+    """The density above which a batch of n-feature inputs takes the dense path (see DENSE_INPUT)."""
+    return DENSE_INPUT_LARGE if n_features >= LARGE_INPUT else DENSE_INPUT
 
 
 def dense_input(batch: SparseBatch) -> bool:
-    """Whether ``residual`` takes the dense input path for this batch (its density above DENSE_INPUT)."""
-    return batch.values.numel() > DENSE_INPUT * batch.n_instances * batch.batch * batch.n_features
+    """Whether ``residual`` takes the dense input path for this batch: its density (non-zero entries
+    over k·batch·n) above ``dense_threshold(n)``."""
+    total = batch.n_instances * batch.batch * batch.n_features
+    return batch.values.numel() > dense_threshold(batch.n_features) * total
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from toysup import fits
-from toysup.persian_rug import activations, evaluate, mmse, stats, theory, train
+from toysup.persian_rug import activations, cache, evaluate, mmse, stats, theory, train
 from toysup.persian_rug.model import AutoencoderConfig, hidden_width
 
 ACTIVATIONS = ("relu", "jumprelu", "topk", "gelu", "linear")   # the activations chapter 4 compares
@@ -120,7 +120,8 @@ def train_variants(n_features: int, ratio: float, probs: Sequence[float], n_seed
 
     Instance i = j·len(probs) + l has feature probability probs[l] and the i-th seed spawned from
     ``seed`` (so seed j, p_l gets the same initial W_in, W_out, b and the same data stream in every
-    variant). TopK keeps K = round(p·n) units (``activations.kept_from_prob``).
+    variant). TopK keeps K = round(p·n) units (``activations.kept_from_prob``). Models come through
+    the disk cache (``cache.cached_fit``; one line for all variants).
     Columns: variant, seed, p, r, loss, stderr, a_mean, sigma_over_a (sqrt(mean_i σ_i²) / mean_i a_i),
     dead, row_bound, loss_over_bound, threshold_mean (JumpReLU θ, else NaN), n_kept (TopK, else NaN),
     steps and plateau_gain (the convergence criterion, ``train.TrainResult.plateau_gain``).
@@ -128,12 +129,17 @@ def train_variants(n_features: int, ratio: float, probs: Sequence[float], n_seed
     m = hidden_width(n_features, ratio)
     inst_probs = [p for _ in range(n_seeds) for p in probs]
     inst_seed = [j for j in range(n_seeds) for _ in probs]
+    results = {}
+    with cache.summarised():
+        for name in names:
+            activations.get(name)
+            kept = activations.kept_from_prob(inst_probs, n_features) if name == "topk" else None
+            cfg = AutoencoderConfig(n_features, m, len(inst_probs), activation=name, n_kept=kept)
+            results[name] = cache.cached_fit(cfg, inst_probs, train_config, seed=seed, device=device,
+                                              progress=progress)
     rows = []
-    for name in names:
-        activations.get(name)
-        kept = activations.kept_from_prob(inst_probs, n_features) if name == "topk" else None
-        cfg = AutoencoderConfig(n_features, m, len(inst_probs), activation=name, n_kept=kept)
-        fit = train.fit(cfg, inst_probs, train_config, seed=seed, device=device, progress=progress)
+    for name, fit in results.items():
+        kept = fit.params.config.n_kept
         loss, stderr = evaluate.expected_loss(fit.params, inst_probs, n_samples=n_eval)
         W = fit.params.W_eff().detach().double().cpu()
         P = torch.tensor(inst_probs, dtype=torch.float64)
