@@ -71,13 +71,20 @@ def test_a_new_execution_starts_an_empty_record(tmp_path):
     assert _saved(tmp_path)["checks"] == []
 
 
+def test_a_new_execution_removes_what_a_killed_writer_left(tmp_path):
+    stale = tmp_path / ".01_toy_model.json.0123456789ab.tmp"    # a run killed mid-write (SIGKILL)
+    stale.write_text("{half")
+    _card(tmp_path)
+    assert not stale.exists() and _saved(tmp_path)["checks"] == []
+
+
 def test_records_go_where_the_environment_says(tmp_path, monkeypatch):
     monkeypatch.setenv("TOYSUP_RECORDS", str(tmp_path / "r"))
     monkeypatch.setenv("TOYSUP_KEY", "abc123")
     scorecard.Scorecard("02_symmetry", SIZES, seed=0).assert_at_most("R4", "spread", 0.01, 0.05, kind="evidence")
     saved = _saved(tmp_path / "r", "02_symmetry")
     assert saved["checks"][0]["claim"] == "R4" and saved["key"] == "abc123"
-    assert [p.name for p in (tmp_path / "r").iterdir()] == ["02_symmetry.json"]   # no temporary left
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [".02_symmetry.json.lock", "02_symmetry.json"]  # no temporary
 
 
 def test_records_of_a_run_by_hand_stay_out_of_the_build_folder(tmp_path, monkeypatch):

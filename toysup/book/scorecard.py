@@ -21,7 +21,9 @@ of being restated in a form that small models always satisfy.
 
 Record files: ``<records>/<chapter>.json``, one per chapter, rewritten from scratch when a chapter
 creates its Scorecard (so a rerun never keeps a stale check), each time atomically
-(``toysup.storage.atomic_write``: a reader sees the file before or after a check, never half of it).
+(``toysup.storage.atomic_write``: a reader sees the file before or after a check, never half of it),
+under the file's lock (``toysup.storage.locked``), so a run killed mid-write leaves no temporary behind
+once the chapter runs again.
 ``<records>`` is ``$TOYSUP_RECORDS`` if set (``toysup.book.reproduce`` sets it per build), else
 ``outputs/records`` of the repository: a chapter run by hand never writes where ``make book`` reads.
 
@@ -137,7 +139,9 @@ class Scorecard:
         return self.record["checks"]
 
     def _write(self) -> None:
-        storage.write_text(self.path, json.dumps(self.record, indent=1, ensure_ascii=False))
+        """Publish the record under its lock, which also removes the temporaries of a killed writer."""
+        with storage.locked(self.path):
+            storage.write_text(self.path, json.dumps(self.record, indent=1, ensure_ascii=False))
 
     def _add(self, claim: str, statement: str, measured: Any, expected: Any, tolerance: str,
              status: str, kind: str) -> None:
