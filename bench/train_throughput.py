@@ -19,19 +19,26 @@ Sections (each prints one table; times are the fastest of ``--repeats`` timed ru
   input       ms per loss_and_grads call on the sparse and on the dense input path (model.residual)
               at n = 256…2048, r = 0.05, 0.25 and 0.5, p = 0.01…0.4, one instance: where the thresholds
               DENSE_INPUT and DENSE_INPUT_LARGE (the densities above which the dense path runs) come from.
+  allocator   ms per model-step and minor page faults per step of ``fit``, with glibc's malloc defaults
+              and with ``allocator.retain_freed_memory`` (each in a fresh process), n = 256…2048.
   target      wall time for the held-out loss that ``fit``'s default (3,000 steps) reaches, with the
               paper's protocol (constant lr 3e-3/√n, Adam, fresh batch each step) — long.
   plateau     steps the convergence criterion (TrainConfig.plateau = 0.005) chooses at several n — long.
 
-Run:  .venv/bin/python bench/train_throughput.py [throughput profile blocks input target plateau] [--threads 2]
+Run:  .venv/bin/python bench/train_throughput.py [throughput profile blocks input allocator target plateau] [--threads 2]
 """
 import argparse
 import math
+import os
+import resource
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
 import torch
 
+from toysup import allocator
 from toysup.persian_rug import data, evaluate, model, train
 
 P, RATIO, BATCH = 0.045, 0.25, 1024
@@ -194,6 +201,35 @@ def input_paths(args: argparse.Namespace) -> None:
                       f"{times[False] / times[True]:>12.2f} {chosen:>7}")
 
 
+def fault_probe(n: int, k: int, steps: int) -> None:
+    """Prints ms per model-step and minor page faults per step of one ``fit`` (after a warm-up fit)
+    at probabilities spread over 0.02…0.4, the mix of a chapter's grid (run by ``allocation``)."""
+    probs = ([0.02, 0.05, 0.1, 0.2, 0.4] * k)[:k]
+    cfg = model.AutoencoderConfig(n, model.hidden_width(n, RATIO), k)
+    train.fit(cfg, probs, train.TrainConfig(n_steps=5, batch=BATCH), progress=False)
+    faults, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
+    train.fit(cfg, probs, train.TrainConfig(n_steps=steps, batch=BATCH), progress=False)
+    seconds = time.perf_counter() - t0
+    print(1e3 * seconds / steps / k, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps)
+
+
+def allocation(args: argparse.Namespace) -> None:
+    print(f"\n## allocator: fit at r = {RATIO}, batch {BATCH}, p over 0.02…0.4; glibc defaults "
+          f"(${allocator.OPT_OUT}=1) against allocator.retain_freed_memory, each in a fresh process")
+    print(f"{'n':>5} {'k':>3} {'default ms':>10} {'retained ms':>11} {'ratio':>6} {'default faults':>14} "
+          f"{'retained faults':>15}")
+    for n, k in ((256, 5), (512, 4), (1024, 2), (2048, 1)):
+        results = []
+        for opt_out in ("1", "0"):
+            env = os.environ | {allocator.OPT_OUT: opt_out, "OMP_NUM_THREADS": str(args.threads)}
+            out = subprocess.run([sys.executable, __file__, "allocator", "--threads", str(args.threads),
+                                  "--probe", str(n), str(k), str(args.steps)],
+                                 env=env, check=True, capture_output=True, text=True).stdout
+            results.append([float(v) for v in out.split()[-2:]])
+        (ms0, pf0), (ms1, pf1) = results
+        print(f"{n:>5} {k:>3} {ms0:>10.2f} {ms1:>11.2f} {ms0 / ms1:>6.2f} {pf0:>14.0f} {pf1:>15.0f}")
+
+
 def held_out(w_in: torch.Tensor, w_out: torch.Tensor, b: torch.Tensor) -> float:
     """Held-out loss of one model on the same 40,960 samples ``evaluate`` uses."""
     cfg = model.AutoencoderConfig(w_in.shape[1], w_in.shape[0], 1)
@@ -247,7 +283,7 @@ def plateau(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sections", nargs="*", default=["throughput", "profile"],
-                        choices=["throughput", "profile", "blocks", "input", "target", "plateau"])
+                        choices=["throughput", "profile", "blocks", "input", "allocator", "target", "plateau"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -256,12 +292,17 @@ def main() -> None:
     parser.add_argument("--target-sizes", type=int, nargs="+", default=[1024])
     parser.add_argument("--plateau-sizes", type=int, nargs="+", default=[512, 1024, 2048])
     parser.add_argument("--cap", type=int, default=12_000)
+    parser.add_argument("--probe", type=int, nargs=3, metavar=("N", "K", "STEPS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.probe:                      # one child process of the "allocator" section
+        fault_probe(*args.probe)
+        return
     peak = matmul_peak()
     print(f"torch {torch.__version__}, {args.threads} threads, matmul peak {peak:.0f} GFLOP/s")
     sections = {"throughput": lambda: throughput(args, peak), "profile": lambda: profile(args),
                 "blocks": lambda: blocks(args), "input": lambda: input_paths(args),
+                "allocator": lambda: allocation(args),
                 "target": lambda: target(args), "plateau": lambda: plateau(args)}
     for name in args.sections:
         sections[name]()

@@ -98,3 +98,25 @@ def test_a_block_of_instances_is_what_those_instances_draw_alone():
     assert torch.equal(block.dense(), alone.dense())
     with pytest.raises(ValueError, match="block"):
         whole.instances(slice(0, 4, 2))
+
+
+def test_the_draws_are_the_documented_stream():
+    """Instance i draws 2·budget uniforms from its generator: the first budget give the geometric
+    gaps, floor(log(1−u) / log(1−p)), whose running sums (gap + 1 each, minus 1) are the active flat
+    positions below batch·n; the next ones, in order, are their values."""
+    p, batch, n = [0.2, 0.05], 30, 7
+    got = data.sample_sparse(torch.tensor(p), batch, n, data.make_generators([3, 4], CPU))
+    total = batch * n
+    flats, values = [], []
+    for i, (prob, seed) in enumerate(zip(p, (3, 4))):
+        budget = data._gap_budget(prob, total)
+        draws = torch.rand(2 * budget, generator=torch.Generator().manual_seed(seed)).tolist()
+        position = -1
+        for j in range(budget):
+            position += math.floor(math.log1p(-draws[j]) / math.log1p(-prob)) + 1
+            if position >= total:
+                break
+            flats.append(i * total + position)
+            values.append(draws[budget + j])
+    assert got.flat.tolist() == flats
+    assert got.values.tolist() == values

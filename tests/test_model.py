@@ -75,12 +75,12 @@ def test_residual_matches_the_dense_forward(dense, activation):
     y = model.forward(params, x)
     torch.testing.assert_close(fwd.diff, (y - x).transpose(0, 1), rtol=1e-5, atol=1e-6)
     assert (fwd.x is not None) == dense
-    if activation == "relu":    # off marks pre <= 0: where y = 0, at the entries the path masks
+    if activation == "relu":    # gate <= 0 marks pre <= 0: where y = 0, at the entries the path masks
         pre_off = (y == 0).transpose(0, 1)
         want = pre_off if dense else pre_off.reshape(-1)[batch.flat]
-        assert torch.equal(fwd.off, want)
+        assert torch.equal(fwd.gate <= 0, want)
     else:
-        assert fwd.off is None
+        assert fwd.gate is None
 
 
 @pytest.mark.parametrize("n", [200, model.LARGE_INPUT])

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from toysup import checks
+from toysup import allocator, checks
 from toysup.persian_rug.data import instance_probs, make_generators, sample_sparse
 from toysup.persian_rug.model import AutoencoderParams, residual
 
@@ -69,6 +69,7 @@ def _held_out(models: Sequence[AutoencoderParams], p: Tensor, n_samples: int, ba
     """Per-sample losses of every model on the same fresh samples (generator of instance i seeded
     with seed + 7919 i), one accumulator per model; for two models a third one holds the paired
     difference (second − first)."""
+    allocator.retain_freed_memory()
     k, n = models[0].config.n_instances, models[0].config.n_features
     device = models[0].b.device
     gens = make_generators([seed + 7919 * i for i in range(k)], device)

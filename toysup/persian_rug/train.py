@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from toysup import checks
+from toysup import allocator, checks
 from toysup.persian_rug.data import instance_probs, make_generators, sample_sparse
 from toysup.persian_rug.model import AutoencoderConfig, AutoencoderParams, init_params, loss_and_grads
 
@@ -227,9 +227,11 @@ def fit(model: AutoencoderConfig, feature_prob: float | Sequence[float] | Tensor
     initialisation and data depend on its own seed only. With ``train.plateau`` an instance stops
     when it has converged (module docstring); the others go on. Returns the parameters, the
     (n_steps, k) loss history (NaN after an instance stopped) and the seeds. Raises
-    TrainingDiverged naming the instance and step if a loss diverges.
+    TrainingDiverged naming the instance and step if a loss diverges. Keeps freed memory in the
+    process (``allocator.retain_freed_memory``).
     """
     dev = checks.device(device)
+    allocator.retain_freed_memory()
     k = model.n_instances
     p = instance_probs(feature_prob, k)
     if isinstance(seed, Sequence):
