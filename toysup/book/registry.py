@@ -44,8 +44,8 @@ E, R, C = KINDS
 EXPECTED: dict[str, dict[str, Claim]] = {
     "01_toy_model": {"R2": claim(E, C), "R12": claim(E, may_deviate=True), "§3.2": claim(C, optional=(E,), may_deviate=True)},
     "02_symmetry": {
-        "R3a": claim(E), "R3b": claim(E), "R3c": claim(E, may_deviate=True),
-        "R4": claim(E), "R5": claim(E),
+        "R3a": claim(E, may_deviate=True), "R3b": claim(E), "R3c": claim(E, may_deviate=True),
+        "R4": claim(E), "R5": claim(E, may_deviate=True),
         "R6": claim(E, C, may_deviate=True), "R14": claim(E), "R9b": claim(E),
         "§3.2": claim(C, optional=(E,), may_deviate=True)},
     "03_analytic_loss": {

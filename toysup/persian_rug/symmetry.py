@@ -8,7 +8,8 @@ held-out loss and standard error; ``measure`` adds every statistic of ``stats.sy
 and Eq. (5) evaluated at the measured (a, b̃, σ); ``add_linear_baseline`` adds the linear optimum
 v(p)(1-r) and the authors' code formula (R12). ``transform_table`` applies ``transforms`` and records
 the loss change on shared samples (``evaluate.loss_change``); ``transform_decay`` follows that
-change with n. ``at_point`` selects the rows of one (p, r) by size.
+change with n. ``at_point`` selects the rows of one (p, r) by size; ``diagonal_drop`` and
+``small_p_excess`` are the grid orderings of R3a and R5.
 
 Figures: ``heatmaps`` draws one panel per n over (p, r) with a shared colour scale (the paper's
 Figs. 3-6 layout); ``trend_lines``/``trend_figure`` draw statistics against n at reference points;
@@ -183,6 +184,24 @@ def transform_decay(table: pd.DataFrame, names: Sequence[str], *, small: int,
                             after_over_eq5=at_big["after_over_eq5"],
                             change_over_stderr=at_big["change_over_stderr"], n_reach=reach))
     return pd.DataFrame(out)
+
+
+def diagonal_drop(grid: pd.DataFrame) -> pd.Series:
+    """Δdiag at the smallest grid n over Δdiag at the largest, per (p, r) with p ≥ 0.05 and r ≤ 0.45
+    (R3a's points); > 1 where the spread falls with n."""
+    sel = grid[(grid["p"] >= 0.05) & (grid["r"] <= 0.45)]
+    small, big = sel["n"].min(), sel["n"].max()
+    return (sel[sel["n"] == small].set_index(["p", "r"])["delta_diag"]
+            / sel[sel["n"] == big].set_index(["p", "r"])["delta_diag"])
+
+
+def small_p_excess(grid: pd.DataFrame, low: float = 0.05, high: float = 0.4) -> tuple[float, float]:
+    """R5's orderings over the grid's (n, r): the fraction where Λ at p = ``low`` exceeds Λ at
+    p = ``high``, and the fraction where the KS rejection fraction at ``low`` is at least that at ``high``."""
+    by_p = grid.set_index(["n", "r", "p"])
+    at_low, at_high = by_p.xs(low, level="p"), by_p.xs(high, level="p")
+    return (float((at_low["lyapunov"] > at_high["lyapunov"]).mean()),
+            float((at_low["ks_reject_fraction"] >= at_high["ks_reject_fraction"]).mean()))
 
 
 def _macro(W: torch.Tensor, b: torch.Tensor, p: float) -> tuple[float, float, float]:
