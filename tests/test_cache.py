@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from toysup import paths
+from toysup import paths, storage
 from toysup.persian_rug import cache, model, train
 
 CFG = model.AutoencoderConfig(8, 2, 2)
@@ -185,3 +185,63 @@ def test_a_plateau_run_keeps_its_plateau_steps(tmp_path):
     assert first.plateau_steps is not None
     assert torch.equal(again.plateau_steps, first.plateau_steps)
     assert torch.equal(again.steps, first.steps)
+
+
+# cached_fits in a child process: four fits of different sizes, each slowed by 0.5 s, started once the
+# other child has started too (argv[2] is the shared folder of start marks); prints which it trained.
+SHARED = """import sys, time
+from pathlib import Path
+from toysup.persian_rug import cache, model, train
+real_fit, trained = cache.fit, []
+def slow_fit(cfg, *args, **kwargs):
+    trained.append(cfg.n_features)
+    time.sleep(0.5)
+    return real_fit(cfg, *args, **kwargs)
+cache.fit = slow_fit
+marks = Path(sys.argv[2])
+(marks / sys.argv[3]).touch()
+while len(list(marks.iterdir())) < 2:
+    time.sleep(0.01)
+fits = [(model.AutoencoderConfig(n, 2, 2), [0.1, 0.2], train.TrainConfig(n_steps=5, batch=16))
+        for n in (6, 8, 10, 12)]
+results = cache.cached_fits(fits, seed=3, root=sys.argv[1], progress=False)
+print(*trained, flush=True)
+print(*[float(r.params.W_eff().sum()) for r in results])
+"""
+
+
+def test_two_processes_fitting_one_list_split_it_and_get_the_same_models(tmp_path):
+    """Fails if both processes train every fit (the lists are not shared), if one waits instead of
+    passing over a held fit, or if a reused fit differs from the one its trainer returned."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    children = [subprocess.Popen([sys.executable, "-c", SHARED, str(tmp_path / "cache"), str(marks),
+                                  name], stdout=subprocess.PIPE, text=True,
+                                 env={**os.environ, "OMP_NUM_THREADS": "1"}) for name in "ab"]
+    outputs = [child.communicate(timeout=120)[0].splitlines() for child in children]
+    assert [child.returncode for child in children] == [0, 0]
+    trained = [set(map(int, out[-2].split())) for out in outputs]   # after one cache line per fit
+    assert trained[0].isdisjoint(trained[1]) and trained[0] | trained[1] == {6, 8, 10, 12}
+    assert trained[0] and trained[1]                 # each trained some of the list
+    assert outputs[0][-1] == outputs[1][-1]          # the same four models in both, in list order
+    assert len(list((tmp_path / "cache").glob("fit-*.pt"))) == 4
+
+
+def test_a_helper_fits_largest_first_and_leaves_what_another_holds(tmp_path, monkeypatch):
+    """Fails if the fits are not taken largest first, or if a helper waits for (or trains) a fit
+    whose entry another process holds."""
+    fits = [(model.AutoencoderConfig(n, m, 2), [0.1, 0.2], TRAIN) for n, m in ((6, 2), (12, 3), (8, 4))]
+    order = []
+    real_fit = cache.fit
+    monkeypatch.setattr(cache, "fit", lambda cfg, *a, **k: order.append(cfg.n_features) or real_fit(cfg, *a, **k))
+    monkeypatch.setenv(storage.HELPER_ENV, "1")
+    held = cache._entry(*fits[1], seed=0, device=torch.device("cpu"), root=tmp_path)[0]
+    with storage.locked(held):                       # "another process" trains the 12-feature fit
+        results = cache.cached_fits(fits, seed=0, root=tmp_path, progress=False)
+    assert order == [8, 6] and results[1] is None    # costs 8·4 > 6·2; the held one left alone
+    torch.testing.assert_close(results[0].params.W_eff(),
+                               train.fit(*fits[0], seed=0, progress=False).params.W_eff())
+    monkeypatch.delenv(storage.HELPER_ENV)
+    again = cache.cached_fits(fits, seed=0, root=tmp_path, progress=False)
+    assert order == [8, 6, 12] and all(r is not None for r in again)
+    assert cache.fit_cost(*fits[2]) == 8 * 4 * 2 * TRAIN.n_steps * TRAIN.batch

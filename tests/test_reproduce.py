@@ -6,7 +6,7 @@ import json
 import nbformat
 import pytest
 
-from toysup import paths
+from toysup import paths, storage
 from toysup.book import reproduce, scorecard
 
 SCHEMA = '''from toysup.book import chapter
@@ -173,3 +173,33 @@ def test_jobs_run_chapters_side_by_side_longest_first_with_threads_shared(tiny, 
     assert {entries[c]["status"] for c in ("01_tiny", "02_tiny")} == {"pass"}
     assert reproduce.reproduce(out, {}, build=False, jobs=2) == 0     # both reused
     assert capsys.readouterr().out.count("unchanged since its run") == 2
+
+
+def test_a_shared_training_cell_gets_a_helper_that_runs_the_chapter_up_to_it(tiny, tmp_path, capsys,
+                                                                            monkeypatch):
+    """Fails if the helper is not started beside its chapter, runs past its shared-training cell
+    (it would write the chapter's record), runs without the helper flag, or leaves the flag in the
+    worker process for the chapter that runs there next."""
+    log = tmp_path / "trained.txt"
+    nb = nbformat.read(tiny, as_version=4)
+    train = nbformat.v4.new_code_cell(f'import os\nwith open({str(log)!r}, "a") as f:\n'
+                                      f'    print(os.environ.get("{storage.HELPER_ENV}", "chapter"), file=f)')
+    train.metadata["tags"] = [reproduce.SHARED_TRAINING]
+    nb.cells.insert(2, train)
+    nbformat.write(nb, tiny)
+    other = tiny.with_name("02_tiny.ipynb")
+    nb.cells = [nbformat.v4.new_code_cell(c.source.replace("01_tiny", "02_tiny"), metadata=c.metadata)
+                for c in nb.cells if reproduce.SHARED_TRAINING not in c.metadata.get("tags", [])]
+    nb.cells.append(nbformat.v4.new_code_cell(f'assert "{storage.HELPER_ENV}" not in os.environ'))
+    nb.cells[2].source = "import os\n" + nb.cells[2].source
+    nbformat.write(nb, other)
+    monkeypatch.setattr(reproduce.os, "cpu_count", lambda: 2)
+    out = tmp_path / "build"
+    assert reproduce.reproduce(out, {}, build=False, jobs=2) == 0
+    printed = capsys.readouterr().out
+    assert "01_tiny first, each with a training helper; then the longest first: 02_tiny" in printed
+    assert "01_tiny (training helper): pass in" in printed
+    assert sorted(log.read_text().split()) == ["1", "chapter"]
+    assert not (out / "helpers" / "records").exists()     # the scorecard cell is past the prefix
+    assert [c.cell_type for c in nbformat.read(out / "helpers" / "01_tiny.ipynb", as_version=4).cells
+            if "injected-parameters" not in c.metadata.get("tags", [])] == ["code"] * 3

@@ -52,3 +52,13 @@ def test_the_lock_clears_temporaries_a_killed_writer_left(tmp_path):
     with storage.locked(target):
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == [".fit-abc.pt.lock", ".other.pt.0123456789ab.tmp"]
+
+
+def test_try_locked_holds_only_a_free_lock(tmp_path):
+    """Fails if try_locked waits, or claims a lock that another holder has."""
+    target = tmp_path / "entry.pt"
+    with storage.try_locked(target) as first:
+        with storage.try_locked(target) as second:   # a second open file: another holder
+            assert first and not second
+    with storage.try_locked(target) as again:
+        assert again

@@ -8,8 +8,15 @@
 Layout of one build folder B (default ``_build``; ``--fast`` defaults to ``_build/fast``):
 ``B/notebooks/`` the executed chapters, ``B/records/`` their scorecard records (toysup/book/scorecard.py),
 ``B/state.json`` what ran, with its key, time and outcome, ``B/stage/`` the book's sources with the
-executed chapters in place and execution switched off, ``B/html/`` the rendered book. One run holds
-the folder's lock (``B/.state.json.lock``) throughout: a second run on the same folder waits.
+executed chapters in place and execution switched off, ``B/html/`` the rendered book, ``B/helpers/``
+what the training helpers ran. One run holds the folder's lock (``B/.state.json.lock``) throughout: a
+second run on the same folder waits.
+
+With ``--jobs`` > 1 a chapter with a cell tagged ``shared-training`` starts first, together with its
+training helper: a second kernel that runs the chapter up to that cell with the same parameters, so
+that the two split the chapter's models through the model cache (``persian_rug.cache.cached_fits``: each takes
+the fits no other process holds, largest first; the helper stops when only the chapter's are left).
+The models do not depend on which process trained them; the helper's page is not part of the book.
 
 A chapter's key is the SHA-256 of the notebook file, its parameters, every toysup source file, the
 versions of Python, numpy, scipy, pandas, matplotlib and torch, and requirements.txt. The executed
@@ -44,6 +51,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +70,7 @@ NOTEBOOKS = REPO_ROOT / "notebooks"
 # without encryption" at every chapter.
 KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}})
 HEARTBEAT = 60.0   # seconds between the lines that say which chapters are running (``--jobs`` > 1)
+SHARED_TRAINING = "shared-training"   # cell tag: a helper kernel shares the training up to this cell
 
 
 def chapters() -> list[Path]:
@@ -176,6 +185,24 @@ def made_under(path: Path, *where: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+@contextlib.contextmanager
+def kernel_environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` and ``paths.tool_environment()`` in this process's environment for the block (the
+    kernel started in it inherits them), then the environment as it was: a worker process runs
+    several chapters and helpers in turn."""
+    values = {**values, **tool_environment()}
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name)
+            else:
+                os.environ[name] = value
+
+
 def execute_chapter(notebook: Path, out_dir: Path, params: dict[str, Any], records: Path, *,
                     progress: bool = True) -> str:
     """Execute one chapter with papermill into ``out_dir``, its scorecard records into ``records``.
@@ -189,23 +216,14 @@ def execute_chapter(notebook: Path, out_dir: Path, params: dict[str, Any], recor
     key = chapter_key(notebook, params)
     target = out_dir / notebook.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    for_kernel = {"TOYSUP_RECORDS": str(records), "TOYSUP_KEY": key,   # the kernel inherits them
-                  **tool_environment()}
-    before = {name: os.environ.get(name) for name in for_kernel}
-    os.environ.update(for_kernel)
     failure = None
     try:
-        papermill.execute_notebook(notebook, target, parameters=params, kernel_name="python3",
-                                   cwd=notebook.parent, progress_bar=progress,
-                                   request_save_on_cell_execute=False, config=KERNEL_CONFIG)
+        with kernel_environment({"TOYSUP_RECORDS": str(records), "TOYSUP_KEY": key}):
+            papermill.execute_notebook(notebook, target, parameters=params, kernel_name="python3",
+                                       cwd=notebook.parent, progress_bar=progress,
+                                       request_save_on_cell_execute=False, config=KERNEL_CONFIG)
     except papermill.PapermillExecutionError as err:
         failure = err
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name)
-            else:
-                os.environ[name] = value
     executed = nbformat.read(target, as_version=nbformat.NO_CONVERT)
     executed.metadata["toysup"] = {"key": key}
     storage.write_text(target, nbformat.writes(executed))
@@ -311,6 +329,41 @@ def run_chapter(notebook: Path, executed: Path, params: dict[str, Any], records:
     return status, error, time.perf_counter() - tic, key
 
 
+def training_prefix(notebook: Path) -> nbformat.NotebookNode | None:
+    """The chapter up to its last cell tagged ``shared-training`` (None if it has none): what a
+    training helper executes (``run_helper``)."""
+    nb = nbformat.read(notebook, as_version=4)
+    tagged = [i for i, cell in enumerate(nb.cells) if SHARED_TRAINING in cell.metadata.get("tags", [])]
+    if not tagged:
+        return None
+    nb.cells = nb.cells[:tagged[-1] + 1]
+    return nb
+
+
+def run_helper(notebook: Path, helpers: Path, params: dict[str, Any], *,
+               threads: int) -> tuple[str, str, float, str]:
+    """Execute ``training_prefix(notebook)`` with the chapter's parameters in a kernel of its own
+    (into ``helpers``, its records too), as a training helper (``storage.HELPER_ENV``): it trains the
+    chapter's models that no other process holds and leaves the rest, so that the chapter and its
+    helper split the training. Returns what ``run_chapter`` returns, the key ""; a failed helper
+    costs time only (the chapter trains what the helper did not)."""
+    os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    prefix = helpers / notebook.name
+    helpers.mkdir(parents=True, exist_ok=True)
+    storage.write_text(prefix, nbformat.writes(training_prefix(notebook)))
+    tic = time.perf_counter()
+    try:
+        with kernel_environment({storage.HELPER_ENV: "1", "TOYSUP_RECORDS": str(helpers / "records"),
+                                 "TOYSUP_KEY": "helper"}):
+            papermill.execute_notebook(prefix, prefix, parameters=params, kernel_name="python3",
+                                       cwd=notebook.parent, progress_bar=False,
+                                       request_save_on_cell_execute=False, config=KERNEL_CONFIG)
+        status, error = "pass", ""
+    except papermill.PapermillExecutionError as err:
+        status, error = "fail", f"{err.ename}: {err.evalue}"
+    return status, error, time.perf_counter() - tic, ""
+
+
 def _run(out: Path, plan: dict[Path, dict[str, Any]], state: dict[str, dict[str, Any]], *,
          force: bool, keep_going: bool, build: bool, jobs: int = 1) -> int:
     """``reproduce`` once its plan is checked and the folder locked."""
@@ -343,29 +396,45 @@ def _run(out: Path, plan: dict[Path, dict[str, Any]], state: dict[str, dict[str,
         if status == "fail":
             failed.append(notebook.stem)
 
-    if jobs == 1 or len(todo) <= 1:
+    if jobs == 1 or (len(todo) <= 1 and all(training_prefix(nb) is None for nb in todo)):
         for notebook in todo:
             print(f"running {notebook.stem}", flush=True)
             finished(notebook, *run_chapter(notebook, executed, plan[notebook], records))
             if failed and not keep_going:
                 break
     else:
-        # Longest first (by its last run here; chapters never run here first), one thread each.
+        # Chapters with a shared-training cell first, each followed by its training helper, then
+        # the longest first (by its last run here; chapters never run here first), one thread each.
         todo.sort(key=lambda nb: -last_seconds[nb])
+        helped = [nb for nb in todo if training_prefix(nb) is not None]
+        jobs_list = [job for nb in helped for job in (("chapter", nb), ("helper", nb))] + \
+            [("chapter", nb) for nb in todo if nb not in helped]
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        print(f"running {len(todo)} chapters, {jobs} at a time with {threads} thread(s) each, the "
-              f"longest first: {', '.join(nb.stem for nb in todo)}", flush=True)
+        order = [f"{', '.join(nb.stem for nb in helped)} first, each with a training helper"] if helped else []
+        if len(helped) < len(todo):
+            order.append(f"the longest first: {', '.join(nb.stem for nb in todo if nb not in helped)}")
+        print(f"running {len(todo)} chapter(s), {jobs} at a time with {threads} thread(s) each, "
+              f"{'; then '.join(order)}", flush=True)
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            running = {pool.submit(run_chapter, nb, executed, plan[nb], records, threads=threads): nb
-                       for nb in todo}
+            running = {(pool.submit(run_chapter, nb, executed, plan[nb], records, threads=threads)
+                        if kind == "chapter" else
+                        pool.submit(run_helper, nb, out / "helpers", plan[nb], threads=threads)): (kind, nb)
+                       for kind, nb in jobs_list}
             while running:
                 done, _ = wait(running, timeout=HEARTBEAT, return_when=FIRST_COMPLETED)
                 if not done:        # no progress bar per chapter here: a line a minute instead
-                    busy = [nb.stem for nb in running.values()][:jobs]   # the pool starts them in order
+                    busy = [nb.stem + (" (helper)" if kind == "helper" else "")   # started in order
+                            for kind, nb in running.values()][:jobs]
                     print(f"    {time.perf_counter() - start:.0f} s: running {', '.join(busy)}; "
                           f"{len(running) - len(busy)} waiting", flush=True)
                 for future in done:
-                    finished(running.pop(future), *future.result())
+                    kind, notebook = running.pop(future)
+                    if kind == "chapter":
+                        finished(notebook, *future.result())
+                    else:
+                        status, error, seconds, _ = future.result()
+                        print(f"    {notebook.stem} (training helper): {status} in {seconds:.1f} s"
+                              f"{'  ' + error if error else ''}", flush=True)
                 if failed and not keep_going:       # the chapters not started are not started
                     for future in [f for f in running if f.cancel()]:
                         running.pop(future)

@@ -43,16 +43,32 @@ def train_runs(n_features: Sequence[int], probs: Sequence[float], ratios: Sequen
     activation: of every model (``model.AutoencoderConfig``): "relu", or "linear" for the same
     network without the ReLU. Each fit depends only on its own configuration and ``seed``.
     """
-    checks.probabilities("probs", probs)
-    runs = {}
-    with cache.summarised():            # one line for the whole grid, not one per model
+    return train_sets({"runs": (n_features, probs, ratios, n_steps)}, seed=seed, device=device,
+                      activation=activation, cache_root=cache_root, progress=progress)["runs"]
+
+
+def train_sets(sets: Mapping[str, tuple[Sequence[int], Sequence[float], Sequence[float], int]], *,
+               seed: int, device: str | torch.device = "cpu", activation: str = "relu",
+               cache_root=None, progress: bool = True) -> dict[str, dict[RunKey, TrainResult]]:
+    """``train_runs`` of several grids, name → (n_features, probs, ratios, n_steps), as one list of
+    fits (``cache.cached_fits``: shared with a helper process, largest first). In a training
+    helper (``storage.HELPER_ENV``) the fits another process trained are missing from the result.
+    """
+    fits, keys = [], []
+    for name, (n_features, probs, ratios, n_steps) in sets.items():
+        checks.probabilities("probs", probs)
         for n in n_features:
             for r in ratios:
                 cfg = AutoencoderConfig(n, hidden_width(n, r), len(probs), activation=activation)
-                runs[n, r] = cache.cached_fit(cfg, list(probs), TrainConfig(n_steps=n_steps),
-                                              seed=seed, device=device, root=cache_root,
-                                              progress=progress)
-    return runs
+                fits.append((cfg, list(probs), TrainConfig(n_steps=n_steps)))
+                keys.append((name, (n, r)))
+    with cache.summarised():            # one line for all the grids, not one per model
+        results = cache.cached_fits(fits, seed=seed, device=device, root=cache_root, progress=progress)
+    out: dict[str, dict[RunKey, TrainResult]] = {name: {} for name in sets}
+    for (name, key), result in zip(keys, results):
+        if result is not None:
+            out[name][key] = result
+    return out
 
 
 def held_out(runs: dict[RunKey, TrainResult], probs: Sequence[float], *,
