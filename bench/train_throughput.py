@@ -12,8 +12,8 @@ Sections (each prints one table; times are the fastest of ``--repeats`` timed ru
               and a step against two floors at the matmul peak measured in the same run: the dense
               6·B·n·m flops of autograd, and (2 + 4f)·B·n·m, f the measured fraction of outputs on
               (the backward products need only those).
-  profile     one step's parts at n = 1024 after 1,000 steps, and the parts a sparse backward pass
-              would replace them with (compacting the active outputs, building CSR matrices).
+  profile     one step's parts at n = 1024 after 1,000 steps: sampling, the sparse encoder, the dense
+              and the sparse backward products (compacting the active outputs, embedding_bag).
   blocks      ms per model-step against the instances per block, n = 64…2048, p = 0.045 and 0.2: where
               train.BLOCK_FLOATS comes from.
   input       ms per loss_and_grads call on the sparse and on the dense input path (model.residual)
@@ -109,7 +109,7 @@ def active_fraction(params: model.AutoencoderParams) -> float:
     gens = data.make_generators([123] * params.config.n_instances, params.b.device)
     batch = data.sample_sparse(torch.full((params.config.n_instances,), P, dtype=torch.float64),
                                BATCH, params.config.n_features, gens)
-    h = (batch.csr @ params.encoder.reshape(-1, params.config.d_hidden)).view(
+    h = batch.times(params.encoder.reshape(-1, params.config.d_hidden)).view(
         params.config.n_instances, BATCH, params.config.d_hidden)
     pre = torch.baddbmm(params.b[:, None, :], h, params.decoder.transpose(1, 2))
     return float((pre > 0).float().mean())
@@ -143,26 +143,25 @@ def profile(args: argparse.Namespace) -> None:
     probs = torch.full((k,), P, dtype=torch.float64)
     batch = data.sample_sparse(probs, BATCH, n, gens)
     fwd = model.residual(params, batch)
-    h, g = fwd.h, fwd.diff
-    nz = (g.view(-1) != 0).nonzero().squeeze(1)
-    rows = nz // n
-    csr = data._csr(rows, nz % n, g.view(-1)[nz], (k * BATCH, k * n))
-    hidden = h.reshape(k * BATCH, m)
-    csc = csr.to_sparse_csc()
-    transposed = torch.sparse_csr_tensor(csc.ccol_indices(), csc.row_indices(), csc.values(),
-                                         size=(k * n, k * BATCH))
+    h, g = fwd.h, fwd.diff.clone()
+    g.view(-1).index_put_((batch.flat,), torch.where(g.view(-1)[batch.flat] + batch.values > 0,
+                                                     g.view(-1)[batch.flat], 0.0))   # the ReLU mask
+    active = data.SparseBatch.of(g)
+    nz = active.flat
+    hidden, stack = h.reshape(k * BATCH, m), params.decoder.reshape(k * n, m)
     parts = {
         "sample a batch": lambda: data.sample_sparse(probs, BATCH, n, gens),
-        "CSR of x and of its transpose": lambda: data.SparseBatch(batch.values, batch.flat, k, BATCH, n).csr_t,
+        "encoder products diag(x)·E and diag(x)ᵀ·∂h (fresh batch: sort included)":
+            lambda: (lambda b: (b.times(params.encoder.reshape(k * n, m)), b.t_times(hidden)))(
+                data.SparseBatch(batch.values, batch.flat, k, BATCH, n)),
         "forward (sparse encoder, dense decoder, ReLU)": lambda: model.residual(params, batch),
-        "whole loss_and_grads": lambda: model.loss_and_grads(params, batch),
+        "whole loss_and_grads (backward by model.sparse_output)": lambda: model.loss_and_grads(params, batch),
+        "whole loss_and_grads, dense backward products": lambda: model.loss_and_grads(params, batch, sparse_grad=False),
         "dense backward products gᵀh and g·W_out": lambda: (torch.bmm(g.transpose(1, 2), h),
                                                             torch.bmm(g, params.decoder)),
-        "sparse: compact the active outputs (nonzero)": lambda: (g.view(-1) != 0).nonzero(),
-        "sparse: build CSR of g": lambda: data._csr(rows, nz % n, g.view(-1)[nz], (k * BATCH, k * n)),
-        "sparse: CSR of gᵀ (to_sparse_csc)": lambda: csr.to_sparse_csc(),
-        "sparse: g·W_out from CSR": lambda: csr @ params.decoder.reshape(k * n, m),
-        "sparse: gᵀh from the CSC read as CSR of gᵀ": lambda: transposed @ hidden,
+        "sparse: compact the active outputs (SparseBatch.of)": lambda: data.SparseBatch.of(g),
+        "sparse: g·W_out from the entries": lambda: data.SparseBatch(active.values, nz, k, BATCH, n).times(stack),
+        "sparse: gᵀh (sort included)": lambda: data.SparseBatch(active.values, nz, k, BATCH, n).t_times(hidden),
     }
     print(f"\n## profile: n = {n}, m = {m}, batch {BATCH}, after 1,000 steps; "
           f"g non-zero on a fraction {nz.numel() / g.numel():.3f}; ms per call")

@@ -58,8 +58,15 @@ def test_dense_and_block_diagonal_sparse_forms_agree():
     batch = _sample([0.1, 0.5], 16, 12, seeds=(5, 6))
     x = batch.dense()                                        # (16, 2, 12)
     block = torch.block_diag(x[:, 0], x[:, 1])
-    torch.testing.assert_close(batch.csr.to_dense(), block)
-    torch.testing.assert_close(batch.csr_t.to_dense(), block.T)
+    stack, grad = torch.randn(24, 5), torch.randn(32, 5)       # (k·n, m), (k·batch, m)
+    torch.testing.assert_close(batch.times(stack), block @ stack)
+    torch.testing.assert_close(batch.t_times(grad), block.T @ grad)
+
+
+def test_an_empty_batch_gives_zero_products():
+    batch = data.SparseBatch(torch.zeros(0), torch.zeros(0, dtype=torch.int64), 2, 3, 4)
+    assert batch.times(torch.ones(8, 5)).abs().sum() == 0 and batch.times(torch.ones(8, 5)).shape == (6, 5)
+    assert batch.t_times(torch.ones(6, 5)).abs().sum() == 0 and batch.t_times(torch.ones(6, 5)).shape == (8, 5)
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

@@ -14,12 +14,34 @@ def _setup(tied: bool, activation: str, k: int = 3, n: int = 40, m: int = 10):
     return cfg, params, batch
 
 
+@pytest.mark.parametrize("sparse_grad", [False, True])
 @pytest.mark.parametrize("dense", [False, True])
 @pytest.mark.parametrize("tied", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "linear"])
-def test_hand_written_gradients_match_autograd(tied, activation, dense):
+def test_hand_written_gradients_match_autograd(tied, activation, dense, sparse_grad):
     _, params, batch = _setup(tied, activation)
-    _assert_matches_autograd(params, batch, dense=dense)
+    _assert_matches_autograd(params, batch, dense=dense, sparse_grad=sparse_grad)
+
+
+def test_a_negative_bias_takes_the_sparse_backward_products_and_keeps_the_gradients(monkeypatch):
+    """At a bias of -0.3 few outputs are on: the rule picks g's non-zero entries, and the gradients
+    still match autograd (they would not if an entry were dropped or placed in the wrong row)."""
+    _, params, batch = _setup(False, "relu", k=2, n=300, m=model.SPARSE_OUTPUT_WIDTH)
+    params = model.AutoencoderParams(params.config, params.encoder, params.decoder,
+                                     torch.full_like(params.b, -0.3))
+    chosen, rule = [], model.sparse_output
+    monkeypatch.setattr(model, "sparse_output", lambda g, m: chosen.append(rule(g, m)) or chosen[-1])
+    _assert_matches_autograd(params, batch)
+    assert chosen == [True]
+
+
+def test_the_backward_rule_follows_the_fraction_of_outputs_on():
+    g = torch.zeros(2, 100, 50)
+    g.view(-1)[:int(model.SPARSE_OUTPUT * g.numel()) - 1] = 1.0
+    assert model.sparse_output(g, model.SPARSE_OUTPUT_WIDTH)
+    assert not model.sparse_output(g, model.SPARSE_OUTPUT_WIDTH - 1)     # narrow models: never
+    g.view(-1)[:int(model.SPARSE_OUTPUT * g.numel()) + 1] = 1.0
+    assert not model.sparse_output(g, model.SPARSE_OUTPUT_WIDTH)
 
 
 def _assert_matches_autograd(params, batch, **path):

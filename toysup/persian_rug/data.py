@@ -19,7 +19,6 @@ holds x of shape (k, batch, n) in sparse form; ``SparseBatch.dense()`` is (batch
 used everywhere else in ``toysup``.
 """
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -44,6 +43,14 @@ class SparseBatch:
     n_instances: int
     batch: int
     n_features: int
+
+    @classmethod
+    def of(cls, x: Tensor) -> "SparseBatch":
+        """The non-zero entries of a dense x of shape (k, batch, n) (contiguous)."""
+        flat = x.view(-1).nonzero().squeeze(1)
+        k, batch, n = x.shape
+        return cls(values=x.view(-1).index_select(0, flat), flat=flat, n_instances=k, batch=batch,
+                   n_features=n)
 
     def dense(self) -> Tensor:
         """x as a dense tensor of shape (batch, k, n) (a view of a contiguous (k, batch, n))."""
@@ -77,31 +84,46 @@ class SparseBatch:
         return row, col
 
     @cached_property
-    def csr(self) -> Tensor:
-        """diag(x_1, …, x_k) as a CSR tensor of shape (k·batch, k·n)."""
+    def _bags(self) -> tuple[Tensor, Tensor]:
+        """The entries' columns in diag(x_1, …, x_k) and where each of its k·batch rows starts."""
         row, col = self.block_rows
-        return _csr(row, col, self.values, (self.n_instances * self.batch,
-                                            self.n_instances * self.n_features))
+        return col, _starts(row, self.n_instances * self.batch)
 
     @cached_property
-    def csr_t(self) -> Tensor:
-        """The transpose of ``csr``, (k·n, k·batch), also in CSR form."""
+    def _bags_t(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The same for the transpose: rows, where each of its k·n rows starts, values."""
         row, col = self.block_rows
         small = self.n_instances * self.n_features < 2 ** 31
         order = torch.sort(col.to(torch.int32) if small else col, stable=True).indices  # int32: ~2x faster
-        return _csr(col.index_select(0, order), row.index_select(0, order),
-                    self.values.index_select(0, order),
-                    (self.n_instances * self.n_features, self.n_instances * self.batch))
+        return (row.index_select(0, order), _starts(col.index_select(0, order),
+                                                    self.n_instances * self.n_features),
+                self.values.index_select(0, order))
+
+    def times(self, stack: Tensor) -> Tensor:
+        """diag(x_1, …, x_k) · stack: (k·n, m) → (k·batch, m), one sparse product for all instances."""
+        col, starts = self._bags
+        return _weighted_rows(col, stack, starts, self.values)
+
+    def t_times(self, grad: Tensor) -> Tensor:
+        """diag(x_1, …, x_k)ᵀ · grad: (k·batch, m) → (k·n, m)."""
+        row, starts, values = self._bags_t
+        return _weighted_rows(row, grad, starts, values)
 
 
-def _csr(row: Tensor, col: Tensor, values: Tensor, size: tuple[int, int]) -> Tensor:
-    """CSR tensor from entries already sorted by row."""
-    counts = torch.bincount(row, minlength=size[0])
-    crow = torch.zeros(size[0] + 1, dtype=torch.int64, device=row.device)
-    torch.cumsum(counts, 0, out=crow[1:])
-    with warnings.catch_warnings():  # torch flags all CSR support as beta; we use only CSR @ dense
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(crow, col, values, size=size, check_invariants=False)
+# A sparse product S·D from S's entries sorted by row: output row r sums values·D[index] over the entries
+# starts[r]…starts[r+1]. embedding_bag (mode "sum", per-sample weights) did this 2-3.4x faster than a
+# CSR tensor's product (torch 2.13, one thread; n = 256…2048, m = n/4, p = 0.04-0.07: 0.31 against 0.10 ms
+# at n = 256, 12.9 against 6.1 ms at n = 2048), to float32 rounding.
+def _weighted_rows(index: Tensor, dense: Tensor, starts: Tensor, values: Tensor) -> Tensor:
+    """Σ over the entries of each output row of values · dense[index] (see above)."""
+    return torch.nn.functional.embedding_bag(index, dense, starts, mode="sum", per_sample_weights=values)
+
+
+def _starts(row: Tensor, n_rows: int) -> Tensor:
+    """Where each of ``n_rows`` rows starts among entries sorted by ``row`` (n_rows,)."""
+    starts = torch.zeros(n_rows, dtype=torch.int64, device=row.device)
+    torch.cumsum(torch.bincount(row, minlength=n_rows)[:-1], 0, out=starts[1:])
+    return starts
 
 
 def instance_probs(feature_prob: float | Sequence[float] | Tensor, n_instances: int) -> Tensor:

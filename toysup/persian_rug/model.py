@@ -204,13 +204,33 @@ def loss_per_instance(x: Tensor, y: Tensor) -> Tensor:
 
 
 # Above this fraction of non-zero inputs the encoder's products are faster dense (bmm over the dense x)
-# than from the sparse batch (CSR products, and the sort that builds the transpose). Measured by
-# bench/train_throughput.py, section "input", on one and two threads at n = 256…2048, r = 0.05…0.5,
-# p = 0.01…0.4: below n = 512 the dense path wins from p ≈ 0.075 on, from n = 512 on only above
-# p ≈ 0.1–0.15 (the sparse path is 10–25 % faster at p = 0.1 there).
+# than from the sparse batch (``SparseBatch.times``/``t_times``, and the sort that builds the transpose).
+# Measured on one thread, batch 1024, r = 0.05…0.5 (torch 2.13, embedding_bag products): for one
+# instance (bench/train_throughput.py, section "input") the dense path wins from p ≈ 0.05 below n = 256,
+# from p ≈ 0.1 at n = 256 and only from p ≈ 0.2–0.3 at n = 512 and 1024; for the blocks that training
+# runs (``train.instance_blocks``: 16 instances at n = 64, 4 at 256, 2 at 512) the sparse path won up to
+# p ≈ 0.1–0.15 at n = 64–128, ≈ 0.2–0.25 at n = 256 and ≈ 0.3 at n = 512.
 DENSE_INPUT = 0.075
-DENSE_INPUT_LARGE = 0.125   # the threshold from n = LARGE_INPUT features on
-LARGE_INPUT = 512
+DENSE_INPUT_LARGE = 0.15    # the threshold from n = LARGE_INPUT features on
+LARGE_INPUT = 256
+
+
+# Below this fraction of non-zero output gradients g the backward products gᵀh and g·W_out are faster
+# from g's non-zero entries (``SparseBatch.of``, then embedding_bag) than as two bmm: measured on one
+# thread, batch 1024, g with random support: the crossover lies near f = 0.1 at m = 128 and near 0.2 at
+# m = 256 and 512 (n = 2048, m = 512: 43 against 84 ms at f = 0.12, 30 at f = 0.08). Below m =
+# SPARSE_OUTPUT_WIDTH the gain (at most 20 % of the two products at f = 0.08, m = 128) does not pay for
+# counting the entries every step, so those models never take it. With a negative bias a ReLU model's f
+# falls from about 0.5 at initialisation to about p plus its false positives.
+SPARSE_OUTPUT = 0.18
+SPARSE_OUTPUT_WIDTH = 256
+
+
+def sparse_output(g: Tensor, d_hidden: int) -> bool:
+    """Whether the backward products take g's non-zero entries (see SPARSE_OUTPUT): g (k, batch, n)."""
+    if d_hidden < SPARSE_OUTPUT_WIDTH:
+        return False
+    return int(g.bool().sum()) < SPARSE_OUTPUT * g.numel()    # 10x faster than torch.count_nonzero here
 
 
 def dense_threshold(n_features: int) -> float:
@@ -255,7 +275,7 @@ def residual(params: AutoencoderParams, batch: SparseBatch, dense: bool | None =
     dense = dense_input(batch) if dense is None else dense
     x = batch.dense().transpose(0, 1) if dense else None                     # (k, batch, n)
     h = torch.bmm(x, params.encoder) if dense else \
-        (batch.csr @ params.encoder.reshape(k * n, m)).view(k, bsz, m)
+        batch.times(params.encoder.reshape(k * n, m)).view(k, bsz, m)
     diff = torch.baddbmm(params.b[:, None, :], h, params.decoder.transpose(1, 2))
     gate = None
     if cfg.activation == "relu":
@@ -271,14 +291,16 @@ def residual(params: AutoencoderParams, batch: SparseBatch, dense: bool | None =
     return Residual(h, diff, gate, x)
 
 
-def loss_and_grads(params: AutoencoderParams, batch: SparseBatch,
-                   dense: bool | None = None) -> tuple[Tensor, list[Tensor]]:
+def loss_and_grads(params: AutoencoderParams, batch: SparseBatch, dense: bool | None = None,
+                   sparse_grad: bool | None = None) -> tuple[Tensor, list[Tensor]]:
     """Per-instance loss (k,) and the gradients of its sum, in the order of ``params.tensors()``.
 
     Hand-written backward pass of Eq. (2) (checked against autograd in the tests):
     g = (2 / (batch·n)) · (y − x) · 1[pre > 0];  ∂b = Σ_batch g;  ∂W_out = gᵀ h;  ∂h = g W_out;
     ∂E = diag(x)ᵀ ∂h. On the sparse path, where pre ≤ 0 y − x = −x is non-zero only at the batch's
     active entries, so the ReLU mask is applied there alone. dense: the path, as in ``residual``.
+    sparse_grad: whether ∂W_out and ∂h come from g's non-zero entries (None: by their fraction,
+    ``sparse_output``); the same numbers to float32 rounding either way.
     Activations without a hand-written backward pass (``Activation.hand_written`` False) take
     ``_autograd_loss_and_grads`` instead; the gradients of ``extra`` then follow the weights'.
     """
@@ -288,7 +310,11 @@ def loss_and_grads(params: AutoencoderParams, batch: SparseBatch,
     k, n, m, bsz = cfg.n_instances, cfg.n_features, cfg.d_hidden, batch.batch
     fwd = residual(params, batch, dense)
     g = fwd.diff
-    loss = torch.einsum("kbn,kbn->k", g, g) / (bsz * n)
+    flat_g = g.view(k, bsz * n)
+    # vecdot: a pairwise sum, 6-12x faster than einsum("kbn,kbn->k"), which runs as a bmm (0.85 against
+    # 0.13 ms for (4, 1024, 256), 3.4 against 0.8 ms for (2, 1024, 2048); torch 2.13, one thread) and
+    # closer to the float64 sum (relative error 5e-8 against 7e-5).
+    loss = torch.linalg.vecdot(flat_g, flat_g) / (bsz * n)
     # threshold_backward(grad, gate, 0) zeroes grad where gate <= 0: masked_fill_ with the boolean
     # mask gave the same numbers 10-50x slower, [] gathers and scatters 3x slower than index_select and
     # scatter_ (torch 2.13, CPU).
@@ -300,10 +326,15 @@ def loss_and_grads(params: AutoencoderParams, batch: SparseBatch,
         flat.scatter_(0, batch.flat, active)
     g.mul_(2.0 / (bsz * n))
     grad_b = g.sum(dim=1)
-    grad_dec = torch.bmm(g.transpose(1, 2), fwd.h)                          # (k, n, m)
-    grad_h = torch.bmm(g, params.decoder)                                   # (k, batch, m)
+    if sparse_output(g, m) if sparse_grad is None else sparse_grad:
+        active = SparseBatch.of(g)
+        grad_dec = active.t_times(fwd.h.view(k * bsz, m)).view(k, n, m)
+        grad_h = active.times(params.decoder.reshape(k * n, m)).view(k, bsz, m)
+    else:
+        grad_dec = torch.bmm(g.transpose(1, 2), fwd.h)                      # (k, n, m)
+        grad_h = torch.bmm(g, params.decoder)                               # (k, batch, m)
     grad_enc = torch.bmm(fwd.x.transpose(1, 2), grad_h) if fwd.x is not None else \
-        (batch.csr_t @ grad_h.view(k * bsz, m)).view(k, n, m)
+        batch.t_times(grad_h.view(k * bsz, m)).view(k, n, m)
     if cfg.tied:
         return loss, [grad_enc + grad_dec, grad_b]
     return loss, [grad_enc, grad_dec, grad_b]
@@ -322,7 +353,7 @@ def _autograd_loss_and_grads(params: AutoencoderParams, batch: SparseBatch) -> t
     x = batch.dense().transpose(0, 1)                                      # (k, batch, n)
     with torch.enable_grad():
         h = torch.bmm(x, ref.encoder) if dense_input(batch) else \
-            (batch.csr @ ref.encoder.reshape(k * n, m)).view(k, bsz, m)
+            batch.times(ref.encoder.reshape(k * n, m)).view(k, bsz, m)
         pre = torch.baddbmm(ref.b[:, None, :], h, ref.decoder.transpose(1, 2))
         y = activations.get(cfg.activation)(pre, ref.extra, ref.n_kept_tensor())
         loss = ((y - x) ** 2).mean(dim=(1, 2))
