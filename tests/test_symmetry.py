@@ -95,3 +95,13 @@ def test_figures_have_one_panel_per_item(runs):
     assert len(symmetry.weight_block(W, b).axes) == 2           # the matrix and its colour bar
     assert len(symmetry.weight_histograms(W).axes) == 2
 
+
+
+def test_loss_falls_with_r_allows_the_tolerance_and_names_each_n_p():
+    """Fails if the rise is measured against the wrong neighbour, over the wrong axis, or without the
+    tolerance."""
+    table = pd.DataFrame({"n": [64] * 6, "p": [0.1] * 3 + [0.2] * 3, "r": [0.1, 0.25, 0.45] * 2,
+                          "loss": [1.0, 0.5, 0.51, 1.0, 0.9, 0.95]})   # p = 0.2 rises 5.6 % at the last r
+    falls = symmetry.loss_falls_with_r(table, tolerance=0.03)
+    assert falls.to_dict() == {(64, 0.1): True, (64, 0.2): False}
+    assert symmetry.loss_falls_with_r(table, tolerance=0.06).all()

@@ -9,7 +9,7 @@ and Eq. (5) evaluated at the measured (a, b̃, σ); ``add_linear_baseline`` adds
 v(p)(1-r) and the authors' code formula (R12). ``transform_table`` applies ``transforms`` and records
 the loss change on shared samples (``evaluate.loss_change``); ``transform_decay`` follows that
 change with n. ``at_point`` selects the rows of one (p, r) by size; ``diagonal_drop`` and
-``small_p_excess`` are the grid orderings of R3a and R5.
+``small_p_excess`` are the grid orderings of R3a and R5, ``loss_falls_with_r`` that of R1 (a).
 
 Figures: ``heatmaps`` draws one panel per n over (p, r) with a shared colour scale (the paper's
 Figs. 3-6 layout); ``trend_lines``/``trend_figure`` draw statistics against n at reference points;
@@ -119,6 +119,14 @@ def add_optimum(table: pd.DataFrame) -> pd.DataFrame:
     out["L_star"] = [optimum[key] for key in zip(out["p"], out["r"])]
     out["loss_over_Lstar"] = out["loss"] / out["L_star"]
     return out
+
+
+def loss_falls_with_r(table: pd.DataFrame, tolerance: float = 0.03) -> pd.Series:
+    """R1 (a) per (n, p): whether the held-out loss is non-increasing in r within ``tolerance`` (no
+    step up in r raises it by more than that fraction). table: one row per (n, r, p) with "loss"."""
+    loss = table.pivot_table(index=["n", "p"], columns="r", values="loss")
+    rise = loss.diff(axis=1).iloc[:, 1:].to_numpy() / loss.iloc[:, :-1].to_numpy()
+    return pd.Series((rise <= tolerance).all(axis=1), index=loss.index, name="loss falls with r")
 
 
 def add_linear_baseline(table: pd.DataFrame) -> pd.DataFrame:
