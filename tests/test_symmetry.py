@@ -105,3 +105,12 @@ def test_loss_falls_with_r_allows_the_tolerance_and_names_each_n_p():
     falls = symmetry.loss_falls_with_r(table, tolerance=0.03)
     assert falls.to_dict() == {(64, 0.1): True, (64, 0.2): False}
     assert symmetry.loss_falls_with_r(table, tolerance=0.06).all()
+
+
+def test_a_centred_heat_map_puts_the_centre_in_the_middle_of_the_colour_scale():
+    table = pd.DataFrame({"n": [64] * 4, "p": [0.1, 0.2] * 2, "r": [0.25, 0.25, 0.45, 0.45],
+                          "ratio": [0.5, 0.9, 1.2, 4.0]})
+    fig = symmetry.heatmaps(table, "ratio", label="ratio", cmap="coolwarm", center=1.0)
+    norm = fig.axes[0].images[0].norm
+    assert norm(1.0) == pytest.approx(0.5) and norm(0.5) == pytest.approx(0.0) and norm(4.0) == pytest.approx(1.0)
+    matplotlib.pyplot.close(fig)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.axes import Axes
-from matplotlib.colors import LogNorm, Normalize
+from matplotlib.colors import LogNorm, Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from toysup import checks, fits, plotting
@@ -248,15 +248,23 @@ def size_exponent(table: pd.DataFrame, column: str, *, p: float, r: float) -> fl
 
 
 def heatmaps(table: pd.DataFrame, column: str, *, label: str, log: bool = True,
-             cmap: str = "viridis") -> Figure:
-    """One panel per n: ``column`` over p (x) and realised r (y), one shared colour scale."""
+             cmap: str = "viridis", center: float | None = None) -> Figure:
+    """One panel per n: ``column`` over p (x) and realised r (y), one shared colour scale.
+
+    center: a value at the middle of a diverging scale (linear on each side of it; ``log`` then
+    ignored), e.g. 1 for a ratio to a reference, with a diverging ``cmap``.
+    """
     sizes = sorted(table["n"].unique())
     values = table[column].to_numpy(dtype=float)
     positive = values[values > 0]
-    if log and positive.size:
+    low, high = np.nanmin(values), np.nanmax(values)
+    if center is not None:
+        norm = TwoSlopeNorm(vcenter=center, vmin=min(low, center - 1e-9), vmax=max(high, center + 1e-9))
+        log = False
+    elif log and positive.size:
         norm = LogNorm(vmin=positive.min(), vmax=positive.max())
     else:
-        norm = Normalize(vmin=np.nanmin(values), vmax=np.nanmax(values))
+        norm = Normalize(vmin=low, vmax=high)
     fig, axes = plt.subplots(1, len(sizes), figsize=(3.3 * len(sizes) + 1.2, 3.2), squeeze=False,
                              layout="constrained")
     image = None
