@@ -11,7 +11,12 @@ Sections (each prints one table; times are the fastest of ``--repeats`` timed ru
                            uniform draws per entry, autograd, torch.optim.Adam);
               and a step against two floors at the matmul peak measured in the same run: the dense
               6·B·n·m flops of autograd, and (2 + 4f)·B·n·m, f the measured fraction of outputs on
-              (the backward products need only those).
+              (the backward products need only those). These columns time fresh fits, whose first
+              steps have f ≈ 0.5, so ``model.sparse_output`` keeps the backward dense; the columns
+              "trained" and "trained loop" time the same step (``train._blocked_step`` and Adam) from
+              a model trained 1,000 steps (k copies of it), where f is the f shown and the sparse
+              backward runs wherever ``model.sparse_output`` chooses it (m ≥ 256 and f below the
+              machine's measured crossover, ``calibrate.crossover``, printed first).
   profile     one step's parts at n = 1024 after 1,000 steps: sampling, the sparse encoder, the dense
               and the sparse backward products (compacting the active outputs, embedding_bag).
   blocks      ms per model-step against the instances per block, n = 64…2048, p = 0.045 and 0.2: where
@@ -39,7 +44,7 @@ from collections.abc import Callable
 import torch
 
 from toysup import allocator
-from toysup.persian_rug import data, evaluate, model, train
+from toysup.persian_rug import calibrate, data, evaluate, model, train
 
 P, RATIO, BATCH = 0.045, 0.25, 1024
 
@@ -115,24 +120,49 @@ def active_fraction(params: model.AutoencoderParams) -> float:
     return float((pre > 0).float().mean())
 
 
+def trained_run(params: model.AutoencoderParams, k: int, steps: int) -> Callable[[], object]:
+    """``steps`` training steps of k copies of the one-instance ``params`` (train._blocked_step and a
+    fused Adam at 1 % of lr₀, so the state, and f, stay those of the trained model)."""
+    copies = params.select([0] * k)
+    lr = train.TrainConfig().learning_rate(params.config.n_features) * 0.01
+    opt = torch.optim.Adam(copies.tensors(), lr=lr, eps=1e-7, fused=True)
+    probs = torch.full((k,), P, dtype=torch.float64)
+    gens = data.make_generators(list(range(1, k + 1)), params.b.device)
+
+    def run() -> object:
+        with torch.no_grad():
+            for _ in range(steps):
+                train._blocked_step(copies, probs, gens, BATCH)
+                opt.step()
+        return copies
+    return run
+
+
 def throughput(args: argparse.Namespace, peak: float) -> None:
-    print(f"\n## throughput: p = {P}, r = {RATIO}, batch {BATCH}; ms per model-step; f after 1,000 steps")
-    print(f"{'n':>5} {'k':>3} {'blocked':>8} {'whole':>8} {'loop':>8} {'reference':>9} {'f':>6} "
-          f"{'step/6Bnm':>9} {'step/(2+4f)Bnm':>14} {'loop/blocked':>12} {'whole/blocked':>13}")
+    print(f"\n## throughput: p = {P}, r = {RATIO}, batch {BATCH}; ms per model-step; fresh fits and, "
+          "'trained', steps from a model trained 1,000 steps (f: its fraction of outputs on); the floors "
+          "are for the trained step")
+    print(f"{'n':>5} {'k':>3} {'blocked':>8} {'whole':>8} {'loop':>8} {'reference':>9} {'trained':>8} "
+          f"{'tr. loop':>8} {'f':>6} {'step/6Bnm':>9} {'step/(2+4f)Bnm':>14} {'loop/blocked':>12} "
+          f"{'tr. loop/tr.':>12} {'whole/blocked':>13}")
     for n in args.sizes:
         m = model.hidden_width(n, RATIO)
-        f = active_fraction(fit_run(n, 1, 1000)().params)
+        state = fit_run(n, 1, 1000)().params
+        f = active_fraction(state)
+        steps = args.steps
+        trained_one = fastest(trained_run(state, 1, steps), args.repeats) / steps
         for k in (1, args.many):
-            steps = args.steps
             blocked = fastest(fit_run(n, k, steps), args.repeats) / steps / k
             whole = blocked if k == 1 else fastest(fit_run(n, k, steps, whole=True), args.repeats) / steps / k
             loop = blocked if k == 1 else fastest(
                 lambda: [fit_run(n, 1, steps, seed=i)() for i in range(k)], args.repeats) / steps / k
             ref = fastest(lambda: reference_run(n, steps)(), args.repeats) / steps
+            trained = trained_one if k == 1 else fastest(trained_run(state, k, steps), args.repeats) / steps / k
             dense, sparse = 6 * BATCH * n * m, (2 + 4 * f) * BATCH * n * m
             print(f"{n:>5} {k:>3} {1e3 * blocked:>8.2f} {1e3 * whole:>8.2f} {1e3 * loop:>8.2f} "
-                  f"{1e3 * ref:>9.2f} {f:>6.3f} {blocked * peak * 1e9 / dense:>9.2f} "
-                  f"{blocked * peak * 1e9 / sparse:>14.2f} {loop / blocked:>12.2f} {whole / blocked:>13.2f}")
+                  f"{1e3 * ref:>9.2f} {1e3 * trained:>8.2f} {1e3 * trained_one:>8.2f} {f:>6.3f} "
+                  f"{trained * peak * 1e9 / dense:>9.2f} {trained * peak * 1e9 / sparse:>14.2f} "
+                  f"{loop / blocked:>12.2f} {trained_one / trained:>12.2f} {whole / blocked:>13.2f}")
 
 
 def profile(args: argparse.Namespace) -> None:
@@ -299,6 +329,7 @@ def main() -> None:
         return
     peak = matmul_peak()
     print(f"torch {torch.__version__}, {args.threads} threads, matmul peak {peak:.0f} GFLOP/s")
+    calibrate.crossover(torch.device("cpu"))
     sections = {"throughput": lambda: throughput(args, peak), "profile": lambda: profile(args),
                 "blocks": lambda: blocks(args), "input": lambda: input_paths(args),
                 "allocator": lambda: allocation(args),

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from toysup import checks
-from toysup.persian_rug import activations
+from toysup.persian_rug import activations, calibrate
 from toysup.persian_rug.data import SparseBatch
 
 Activation = str   # a key of toysup.activations.REGISTRY: "relu", "linear", "jumprelu", "topk", "gelu"
@@ -215,22 +215,21 @@ DENSE_INPUT_LARGE = 0.15    # the threshold from n = LARGE_INPUT features on
 LARGE_INPUT = 256
 
 
-# Below this fraction of non-zero output gradients g the backward products gᵀh and g·W_out are faster
-# from g's non-zero entries (``SparseBatch.of``, then embedding_bag) than as two bmm: measured on one
-# thread, batch 1024, g with random support: the crossover lies near f = 0.1 at m = 128 and near 0.2 at
-# m = 256 and 512 (n = 2048, m = 512: 43 against 84 ms at f = 0.12, 30 at f = 0.08). Below m =
-# SPARSE_OUTPUT_WIDTH the gain (at most 20 % of the two products at f = 0.08, m = 128) does not pay for
-# counting the entries every step, so those models never take it. With a negative bias a ReLU model's f
-# falls from about 0.5 at initialisation to about p plus its false positives.
-SPARSE_OUTPUT = 0.18
+# Below SPARSE_OUTPUT_WIDTH hidden units the backward products never take g's non-zero entries: the
+# gain (at most 20 % of the two products at f = 0.08, m = 128, on the CPU where the entries win most)
+# does not pay for counting the entries every step. From there on the fraction below which they are
+# faster is measured once per machine (``calibrate.crossover``: about 0.2 on an AMD EPYC, 0.06 on an
+# Intel Xeon). With a negative bias a ReLU model's f falls from about 0.5 at initialisation to about p
+# plus its false positives.
 SPARSE_OUTPUT_WIDTH = 256
 
 
 def sparse_output(g: Tensor, d_hidden: int) -> bool:
-    """Whether the backward products take g's non-zero entries (see SPARSE_OUTPUT): g (k, batch, n)."""
+    """Whether the backward products take g's non-zero entries (see SPARSE_OUTPUT_WIDTH): g (k, batch, n)."""
     if d_hidden < SPARSE_OUTPUT_WIDTH:
         return False
-    return int(g.bool().sum()) < SPARSE_OUTPUT * g.numel()    # 10x faster than torch.count_nonzero here
+    # g.bool().sum(): 10x faster than torch.count_nonzero here
+    return int(g.bool().sum()) < calibrate.crossover(g.device) * g.numel()
 
 
 def dense_threshold(n_features: int) -> float:
