@@ -67,6 +67,7 @@ def test_schedule_is_cosine_from_one_to_the_final_fraction():
     ({"final_lr_fraction": 1.5}, "final_lr_fraction"), ({"lr0": math.inf}, "lr0"),
     ({"betas": (1.5, 0.9)}, "betas"), ({"betas": (0.9,)}, "betas"), ({"eps": -1.0}, "eps"),
     ({"plateau": 1.0}, "plateau"), ({"check_every": 0}, "check_every"),
+    ({"min_steps": -1}, "min_steps"), ({"n_steps": 100, "min_steps": 101}, "min_steps"),
 ])
 def test_bad_train_config_is_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -149,6 +150,20 @@ def test_an_instance_that_never_plateaus_anneals_at_the_cap():
     config = train.TrainConfig(n_steps=250, batch=256, plateau=1e-6, check_every=50)
     result = train.fit(cfg, 0.1, config, seed=1, progress=False)
     assert result.plateau_steps.tolist() == [-1] and result.steps.tolist() == [250 + 63]
+
+
+def test_no_instance_leaves_the_constant_phase_before_min_steps():
+    """The instances of the test above meet the criterion at different checks from step 200 on; with
+    a floor of 600 steps none leaves before it, and each leaves at its first check from there on."""
+    cfg = model.AutoencoderConfig(64, 16, n_instances=3)
+    config = train.TrainConfig(n_steps=3000, batch=256, plateau=0.01, check_every=50, min_steps=600)
+    result = train.fit(cfg, [0.4, 0.02, 0.1], config, seed=train.spawn_seeds(4, 3), progress=False)
+    at = result.plateau_steps
+    assert bool((at >= 600).all())
+    for i, t in enumerate(at.tolist()):
+        history = result.history[:, [i]]
+        assert float(train.plateau_gain(history, torch.tensor([t]))[0]) < 0.01
+        assert t == 600 or float(train.plateau_gain(history, torch.tensor([t - 50]))[0]) >= 0.01
 
 
 def test_fixed_steps_have_no_plateau_steps():
