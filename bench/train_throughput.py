@@ -28,7 +28,8 @@ Sections (each prints one table; times are the fastest of ``--repeats`` timed ru
               and with ``allocator.retain_freed_memory`` (each in a fresh process), n = 256…2048.
   target      wall time for the held-out loss that ``fit``'s default (3,000 steps) reaches, with the
               paper's protocol (constant lr 3e-3/√n, Adam, fresh batch each step) — long.
-  plateau     steps the convergence criterion (TrainConfig.plateau = 0.005) chooses at several n — long.
+  plateau     steps the convergence criterion (TrainConfig.plateau = 0.005, min_steps = --min-steps)
+              chooses at several n — long.
 
 Run:  .venv/bin/python bench/train_throughput.py [throughput profile blocks input allocator target plateau] [--threads 2]
 """
@@ -287,7 +288,7 @@ def target(args: argparse.Namespace) -> None:
 
 
 def plateau(args: argparse.Namespace) -> None:
-    print("\n## plateau: TrainConfig(plateau=0.005, n_steps=cap) against the fixed 3,000-step default, 2 seeds "
+    print(f"\n## plateau: TrainConfig(plateau=0.005, n_steps=cap, min_steps={args.min_steps}) against the fixed 3,000-step default, 2 seeds "
           "per n: the step each met the criterion (−1: the cap), its steps with the anneal, the criterion "
           "over the last quarter of those, and its held-out loss over the default's (same seed)")
     print(f"{'n':>5} {'cap':>6} {'criterion met':>14} {'steps':>12} {'final gain':>16} "
@@ -295,7 +296,7 @@ def plateau(args: argparse.Namespace) -> None:
     for n in args.plateau_sizes:
         cfg = model.AutoencoderConfig(n, model.hidden_width(n, RATIO), 2)
         t0 = time.perf_counter()
-        config = train.TrainConfig(n_steps=args.cap, plateau=train.CONVERGED)
+        config = train.TrainConfig(n_steps=args.cap, plateau=train.CONVERGED, min_steps=args.min_steps)
         result = train.fit(cfg, P, config, seed=0, progress=False)
         t1 = time.perf_counter()
         fixed = train.fit(cfg, P, train.TrainConfig(), seed=0, progress=False)
@@ -321,6 +322,7 @@ def main() -> None:
     parser.add_argument("--target-sizes", type=int, nargs="+", default=[1024])
     parser.add_argument("--plateau-sizes", type=int, nargs="+", default=[512, 1024, 2048])
     parser.add_argument("--cap", type=int, default=12_000)
+    parser.add_argument("--min-steps", type=int, default=0, help="plateau: TrainConfig.min_steps (e.g. 3000)")
     parser.add_argument("--probe", type=int, nargs=3, metavar=("N", "K", "STEPS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
