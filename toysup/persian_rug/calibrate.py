@@ -3,7 +3,8 @@
 The backward products gᵀh and g·W_out of a ReLU model run either as two bmm or from g's non-zero
 entries (``SparseBatch.of``, then embedding_bag); f is the fraction of g that is non-zero. Which is
 faster depends on the CPU. Measured on one thread, batch 1024, m = n/4, torch 2.13, g with random
-support (bench/train_throughput.py, section "profile", and this module's probe):
+support (EPYC: a probe of the two products, 2026-12-02; Xeon: a probe of whole ``loss_and_grads``
+calls with the bias set for a given f, 2026-12-03; both scratch scripts, not kept):
 
 * AMD EPYC: the entries win up to f ≈ 0.1 at m = 128 and f ≈ 0.2 at m = 256 and 512 (n = 2048,
   m = 512: 30 against 84 ms for the two products at f = 0.08);
