@@ -10,7 +10,7 @@ PROBS = [0.05, 0.3, 1.0]
 
 
 def _setup(activation: str, k: int = 3, n: int = 40, m: int = 10, tied: bool = False):
-    kept = activations.kept_from_prob(PROBS[:k], n) if activation == "topk" else None
+    kept = activations.kept_from_prob(PROBS[:k], n) if activations.get(activation).keeps_k else None
     cfg = model.AutoencoderConfig(n, m, k, tied=tied, activation=activation, n_kept=kept)
     params = model.init_params(cfg, data.make_generators(list(range(k)), CPU))
     if "threshold" in params.extra:   # spread the thresholds so that every window is populated
@@ -29,16 +29,17 @@ def test_forward_shape_and_registry(name):
     assert activations.get(name).name == name
 
 
-@pytest.mark.parametrize("name", ["jumprelu", "topk", "gelu"])
+@pytest.mark.parametrize("name,dense", [("jumprelu", None), ("gelu", None), ("topk", True), ("topk", False)])
 @pytest.mark.parametrize("tied", [False, True])
-def test_sparse_autograd_path_matches_dense_autograd(name, tied):
+def test_loss_and_grads_match_dense_autograd(name, dense, tied):
+    """Autograd variants, and TopK's hand-written backward pass on both input paths."""
     cfg, params, batch = _setup(name, tied=tied)
     leaves = [t.double().requires_grad_() for t in params.tensors()]
     ref = params.with_tensors(leaves)
     x = batch.dense().double()
     ref_loss = model.loss_per_instance(x, model.forward(ref, x))
     ref_grads = torch.autograd.grad(ref_loss.sum(), leaves)
-    loss, grads = model.loss_and_grads(params, batch)
+    loss, grads = model.loss_and_grads(params, batch, dense)
     assert len(grads) == len(params.tensors())
     torch.testing.assert_close(loss.double(), ref_loss.detach(), rtol=1e-5, atol=1e-8)
     for got, want in zip(grads, ref_grads):
@@ -98,7 +99,37 @@ def test_topk_keeps_exactly_k_per_sample_and_instance():
     torch.testing.assert_close(y, torch.relu(pre) * mask)
 
 
-@pytest.mark.parametrize("name", ["jumprelu", "topk", "gelu"])
+def test_aux_loss_by_hand():
+    """AuxK on one instance, 2 samples, 4 outputs: output 1 is positive in sample 0, so alive; outputs
+    0, 2, 3 are dead; n/2 = 2 of them per sample (the largest pre) enter (x − (pre)₊)²."""
+    pre = torch.tensor([[[-0.5, 0.4, 0.3, 0.1], [0.2, -1.0, -0.1, 0.6]]])
+    y = torch.tensor([[[0.0, 0.4, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]])
+    x = torch.tensor([[[0.0, 0.5, 0.9, 0.0], [0.7, 0.0, 0.0, 0.0]]])
+    # sample 0: dead pre (-0.5, 0.3, 0.1) → outputs 2, 3: (0.9 − 0.3)² + (0 − 0.1)²
+    # sample 1: dead pre (0.2, -0.1, 0.6) → outputs 0, 3: (0.7 − 0.2)² + (0 − 0.6)²
+    want = activations.AUX_WEIGHT * (0.36 + 0.01 + 0.25 + 0.36) / 8
+    got = activations.get("topk_aux").aux_loss(pre, y, x, torch.tensor([1]))
+    torch.testing.assert_close(got, torch.tensor([want]))
+    assert activations.get("topk").aux_loss(pre, y, x, torch.tensor([1])) is None
+
+
+def test_topk_aux_reports_the_topk_loss_and_changes_only_dead_outputs():
+    cfg, params, batch = _setup("topk", k=2)
+    aux_cfg = model.AutoencoderConfig(cfg.n_features, cfg.d_hidden, 2, activation="topk_aux",
+                                      n_kept=cfg.n_kept)
+    with torch.no_grad():   # outputs 0-4 of instance 0: pre = 0.5 < the others' ≈ 5, never kept, dead
+        params.decoder[0, :5] = 0.0
+        params.b[0, :5], params.b[0, 5:] = 0.5, 5.0
+    aux = model.AutoencoderParams(aux_cfg, params.encoder, params.decoder, params.b, params.extra)
+    loss, (_, _, grad_b) = model.loss_and_grads(params, batch)
+    aux_loss, (_, _, aux_grad_b) = model.loss_and_grads(aux, batch)
+    torch.testing.assert_close(aux_loss, loss)
+    alive = (model.forward(params, batch.dense()) > 0).any(dim=0)             # (k, n)
+    torch.testing.assert_close(aux_grad_b[alive], grad_b[alive])
+    assert (grad_b[~alive] == 0).all() and (aux_grad_b[0, :5] != 0).any()
+
+
+@pytest.mark.parametrize("name", ["jumprelu", "topk", "topk_aux", "gelu"])
 def test_instances_are_independent(name):
     cfg, params, batch = _setup(name)
     leaves = [t.clone().requires_grad_() for t in params.tensors()]

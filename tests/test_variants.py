@@ -59,3 +59,14 @@ def test_paired_comparison_with_relu_and_the_large_n_floor():
     per_seed = variants.per_seed_margins(trained, comparison)
     np.testing.assert_allclose(per_seed["over_relu"], [1.0, 1.0, 1.5, 1.0])
     np.testing.assert_allclose(per_seed["margin"], per_seed["over_relu"] / gelu["floor_over_relu"])
+
+
+def test_converged_pairs_drop_a_model_and_every_model_paired_with_an_unconverged_relu():
+    trained = pd.DataFrame({"variant": ["relu", "relu", "gelu", "gelu", "topk"], "seed": [0, 1, 0, 1, 0],
+                            "p": [0.1] * 5, "converged": [True, False, True, True, False]})
+    kept, dropped = variants.converged_pairs(trained)
+    assert list(zip(kept["variant"], kept["seed"])) == [("relu", 0), ("gelu", 0)]
+    assert dict(zip(zip(dropped["variant"], dropped["seed"]), dropped["reason"])) == {
+        ("relu", 1): "did not converge within the step cap",
+        ("gelu", 1): "its ReLU partner did not converge",
+        ("topk", 0): "did not converge within the step cap"}

@@ -6,8 +6,8 @@ Paper → code: n (n_s, ``n_sparse``) → ``n_features``; m (n_d, ``n_dense``) �
 W = W_out W_in → ``W_eff``. ``tied=True`` gives the TMS model ReLU(Wᵀ W x + b) (Elhage et al. 2022,
 W_out = W_inᵀ); ``activation="linear"`` gives the affine baseline W_out W_in x + b. Any activation of
 the registry ``toysup.activations`` (JumpReLU, TopK, GELU, …) replaces the ReLU: y = φ(W_out W_in x + b).
-"relu" and "linear" train with a hand-written backward pass; the others through autograd, with their
-own trainable tensors (e.g. JumpReLU's thresholds θ (k, n)) in ``AutoencoderParams.extra``.
+"relu", "linear" and "topk" train with a hand-written backward pass; the others through autograd,
+with their own trainable tensors (e.g. JumpReLU's thresholds θ (k, n)) in ``AutoencoderParams.extra``.
 
 Every parameter carries a leading instances axis k; nothing here mixes instances. Storage is chosen
 for speed: ``encoder`` E = W_inᵀ and ``decoder`` D = W_out, both (k, n, m) and contiguous, so that
@@ -26,7 +26,7 @@ from toysup import checks
 from toysup.persian_rug import activations, calibrate
 from toysup.persian_rug.data import SparseBatch
 
-Activation = str   # a key of toysup.activations.REGISTRY: "relu", "linear", "jumprelu", "topk", "gelu"
+Activation = str   # a key of toysup.activations.REGISTRY: "relu", "linear", "jumprelu", "topk", "topk_aux", "gelu"
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,10 @@ class AutoencoderConfig:
         checks.positive_int("d_hidden", self.d_hidden, maximum=self.n_features)
         checks.positive_int("n_instances", self.n_instances)
         activations.get(self.activation)
-        if self.activation == "topk":
+        if activations.get(self.activation).keeps_k:
             kept = self.n_kept
             if kept is None:
-                raise ValueError("n_kept must be set (K per instance) for activation 'topk', got None")
+                raise ValueError(f"n_kept must be set (K per instance) for activation {self.activation!r}, got None")
             kept = (kept,) * self.n_instances if isinstance(kept, int) else tuple(kept)
             if len(kept) != self.n_instances:
                 raise ValueError(f"n_kept must hold 1 or n_instances={self.n_instances} values, "
@@ -248,11 +248,11 @@ def dense_input(batch: SparseBatch) -> bool:
 class Residual:
     """What ``residual`` returns: the forward pass's results that the backward pass needs.
 
-    h (k, batch, m): the hidden layer. diff (k, batch, n): y − x. gate: values that are ≤ 0 exactly
-    where pre ≤ 0, at the entries whose ReLU gradient the backward pass must zero — pre itself, (nnz,)
-    at the batch's non-zero entries on the sparse path (elsewhere y − x is already 0 there), y = ReLU(pre)
-    (k, batch, n) on the dense path; None for activations other than ReLU. x: the dense x
-    (k, batch, n) on the dense path, None on the sparse one.
+    h (k, batch, m): the hidden layer. diff (k, batch, n): y − x. gate, for gated activations (ReLU,
+    TopK: dφ/dpre = 1[y > 0]), else None: y itself, ≤ 0 exactly at the entries whose gradient the
+    backward pass must zero — (nnz,) at the batch's non-zero entries on the sparse path (where y = 0
+    elsewhere, y − x is already 0), (k, batch, n) on the dense path. x: the dense x (k, batch, n) on
+    the dense path, None on the sparse one.
     """
 
     h: Tensor
@@ -276,13 +276,11 @@ def residual(params: AutoencoderParams, batch: SparseBatch, dense: bool | None =
     h = torch.bmm(x, params.encoder) if dense else \
         batch.times(params.encoder.reshape(k * n, m)).view(k, bsz, m)
     diff = torch.baddbmm(params.b[:, None, :], h, params.decoder.transpose(1, 2))
+    act = activations.get(cfg.activation)
+    diff = act.apply_(diff, params.extra, params.n_kept_tensor())
     gate = None
-    if cfg.activation == "relu":
-        pre_at = None if dense else diff.view(-1).index_select(0, batch.flat)
-        diff.clamp_min_(0)
-        gate = diff if dense else pre_at
-    elif cfg.activation != "linear":
-        diff = activations.get(cfg.activation)(diff, params.extra, params.n_kept_tensor())
+    if act.gated:
+        gate = diff if dense else diff.view(-1).index_select(0, batch.flat)
     if dense:
         diff = diff - x
     else:
@@ -295,9 +293,9 @@ def loss_and_grads(params: AutoencoderParams, batch: SparseBatch, dense: bool | 
     """Per-instance loss (k,) and the gradients of its sum, in the order of ``params.tensors()``.
 
     Hand-written backward pass of Eq. (2) (checked against autograd in the tests):
-    g = (2 / (batch·n)) · (y − x) · 1[pre > 0];  ∂b = Σ_batch g;  ∂W_out = gᵀ h;  ∂h = g W_out;
-    ∂E = diag(x)ᵀ ∂h. On the sparse path, where pre ≤ 0 y − x = −x is non-zero only at the batch's
-    active entries, so the ReLU mask is applied there alone. dense: the path, as in ``residual``.
+    g = (2 / (batch·n)) · (y − x) · 1[y > 0];  ∂b = Σ_batch g;  ∂W_out = gᵀ h;  ∂h = g W_out;
+    ∂E = diag(x)ᵀ ∂h (ReLU and TopK; the linear model has no mask). On the sparse path, where y = 0,
+    y − x = −x is non-zero only at the batch's active entries, so the mask is applied there alone. dense: the path, as in ``residual``.
     sparse_grad: whether ∂W_out and ∂h come from g's non-zero entries (None: by their fraction,
     ``sparse_output``); the same numbers to float32 rounding either way.
     Activations without a hand-written backward pass (``Activation.hand_written`` False) take
@@ -317,9 +315,9 @@ def loss_and_grads(params: AutoencoderParams, batch: SparseBatch, dense: bool | 
     # threshold_backward(grad, gate, 0) zeroes grad where gate <= 0: masked_fill_ with the boolean
     # mask gave the same numbers 10-50x slower, [] gathers and scatters 3x slower than index_select and
     # scatter_ (torch 2.13, CPU).
-    if cfg.activation == "relu" and fwd.x is not None:
+    if fwd.gate is not None and fwd.x is not None:
         torch.ops.aten.threshold_backward.grad_input(g, fwd.gate, 0.0, grad_input=g)
-    elif cfg.activation == "relu":
+    elif fwd.gate is not None:
         flat = g.view(-1)
         active = torch.ops.aten.threshold_backward(flat.index_select(0, batch.flat), fwd.gate, 0.0)
         flat.scatter_(0, batch.flat, active)
@@ -344,6 +342,7 @@ def _autograd_loss_and_grads(params: AutoencoderParams, batch: SparseBatch) -> t
 
     Same forward pass as ``residual`` (the encoder's product sparse or dense by ``dense_input``, the
     decoder dense), then y = φ(pre) with the registry activation and L_k = mean over batch and features of (y − x)² on the dense x.
+    The gradients are those of L_k plus the activation's ``aux_loss`` (AuxK's for "topk_aux"); the loss returned is L_k.
     """
     cfg = params.config
     k, n, m, bsz = cfg.n_instances, cfg.n_features, cfg.d_hidden, batch.batch
@@ -354,7 +353,9 @@ def _autograd_loss_and_grads(params: AutoencoderParams, batch: SparseBatch) -> t
         h = torch.bmm(x, ref.encoder) if dense_input(batch) else \
             batch.times(ref.encoder.reshape(k * n, m)).view(k, bsz, m)
         pre = torch.baddbmm(ref.b[:, None, :], h, ref.decoder.transpose(1, 2))
-        y = activations.get(cfg.activation)(pre, ref.extra, ref.n_kept_tensor())
+        act = activations.get(cfg.activation)
+        y = act(pre, ref.extra, ref.n_kept_tensor())
         loss = ((y - x) ** 2).mean(dim=(1, 2))
-        grads = torch.autograd.grad(loss.sum(), leaves)
+        aux = act.aux_loss(pre, y, x, ref.n_kept_tensor())
+        grads = torch.autograd.grad(loss.sum() if aux is None else (loss + aux).sum(), leaves)
     return loss.detach(), list(grads)

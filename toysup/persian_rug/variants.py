@@ -22,7 +22,7 @@ from toysup import fits
 from toysup.persian_rug import activations, cache, evaluate, mmse, stats, theory, train
 from toysup.persian_rug.model import AutoencoderConfig, hidden_width
 
-ACTIVATIONS = ("relu", "jumprelu", "topk", "gelu", "linear")   # the activations chapter 4 compares
+ACTIVATIONS = ("relu", "jumprelu", "topk", "topk_aux", "gelu", "linear")   # the activations chapter 4 compares
 LOSSES = ("relu", "jumprelu", "mmse")   # the analytic losses of ``analytic_row``
 FIXED_REGIME = "r = 0.1"                # the spec's R11 rows at fixed r, in absolute units
 
@@ -124,7 +124,9 @@ def train_variants(n_features: int, ratio: float, probs: Sequence[float], n_seed
     the disk cache (``cache.cached_fit``; one line for all variants).
     Columns: variant, seed, p, r, loss, stderr, a_mean, sigma_over_a (sqrt(mean_i σ_i²) / mean_i a_i),
     dead, row_bound, loss_over_bound, threshold_mean (JumpReLU θ, else NaN), n_kept (TopK, else NaN),
-    steps and plateau_gain (the convergence criterion, ``train.TrainResult.plateau_gain``).
+    steps, plateau_gain (the convergence criterion, ``train.TrainResult.plateau_gain``), plateau_step
+    (with ``train_config.plateau``: the step at which the criterion was met, −1 if never; else −1) and
+    converged (the criterion met; without ``plateau``: plateau_gain < ``train.CONVERGED`` at the end).
     """
     m = hidden_width(n_features, ratio)
     inst_probs = [p for _ in range(n_seeds) for p in probs]
@@ -132,8 +134,7 @@ def train_variants(n_features: int, ratio: float, probs: Sequence[float], n_seed
     results = {}
     with cache.summarised():
         for name in names:
-            activations.get(name)
-            kept = activations.kept_from_prob(inst_probs, n_features) if name == "topk" else None
+            kept = activations.kept_from_prob(inst_probs, n_features) if activations.get(name).keeps_k else None
             cfg = AutoencoderConfig(n_features, m, len(inst_probs), activation=name, n_kept=kept)
             results[name] = cache.cached_fit(cfg, inst_probs, train_config, seed=seed, device=device,
                                               progress=progress)
@@ -148,6 +149,7 @@ def train_variants(n_features: int, ratio: float, probs: Sequence[float], n_seed
         dead = stats.dead_fraction(W).numpy()
         theta = fit.params.extra.get("threshold")
         gain = fit.plateau_gain().numpy()
+        met = fit.plateau_steps.numpy() if fit.plateau_steps is not None else np.full(len(inst_probs), -1)
         for i, p in enumerate(inst_probs):
             bound = mmse.row_bound(p, diag[i], sigma[i]).mean()
             rows.append(dict(
@@ -157,8 +159,22 @@ def train_variants(n_features: int, ratio: float, probs: Sequence[float], n_seed
                 dead=float(dead[i]), row_bound=float(bound), loss_over_bound=float(loss[i]) / bound,
                 threshold_mean=float(theta[i].mean()) if theta is not None else np.nan,
                 n_kept=kept[i] if kept is not None else np.nan, steps=int(fit.steps[i]),
-                plateau_gain=float(gain[i])))
+                plateau_gain=float(gain[i]), plateau_step=int(met[i]),
+                converged=bool(met[i] >= 0) if fit.plateau_steps is not None else bool(gain[i] < train.CONVERGED)))
     return pd.DataFrame(rows)
+
+
+def converged_pairs(trained: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split ``train_variants`` rows into (kept, dropped): a model is kept when it converged and so
+    did the ReLU model of its seed and p, which every paired comparison divides by; dropped rows get
+    a column ``reason``."""
+    relu_ok = trained[trained["variant"] == "relu"].set_index(["seed", "p"])["converged"]
+    partner = relu_ok.loc[list(zip(trained["seed"], trained["p"]))].to_numpy()
+    own = trained["converged"].to_numpy()
+    keep = own & partner
+    dropped = trained[~keep].assign(reason=np.where(~own[~keep], "did not converge within the step cap",
+                                                    "its ReLU partner did not converge"))
+    return trained[keep].reset_index(drop=True), dropped.reset_index(drop=True)
 
 
 def _over_relu(trained: pd.DataFrame) -> np.ndarray:
