@@ -30,8 +30,13 @@ Sections (each prints one table; times are the fastest of ``--repeats`` timed ru
               paper's protocol (constant lr 3e-3/√n, Adam, fresh batch each step) — long.
   plateau     steps the convergence criterion (TrainConfig.plateau = 0.005, min_steps = --min-steps)
               chooses at several n — long.
+  activations ms per step of ``fit`` for every activation of the registry, chapter 4's layout
+              (r = 1/4, batch 512, p = 0.02, 0.05, 0.1, 0.2 × 2 seeds = 8 instances) at n = 256 and
+              512, and TopK's mask (``activations.topk_mask``, one unsorted topk per distinct K)
+              against one sorted topk of the largest K for all instances, on a (4, 512, 512) block.
 
-Run:  .venv/bin/python bench/train_throughput.py [throughput profile blocks input allocator target plateau] [--threads 2]
+Run:  .venv/bin/python bench/train_throughput.py [throughput profile blocks input allocator target plateau
+      activations] [--threads 2]
 """
 import argparse
 import math
@@ -45,6 +50,7 @@ from collections.abc import Callable
 import torch
 
 from toysup import allocator
+from toysup.persian_rug import activations as acts
 from toysup.persian_rug import calibrate, data, evaluate, model, train
 
 P, RATIO, BATCH = 0.045, 0.25, 1024
@@ -310,10 +316,40 @@ def plateau(args: argparse.Namespace) -> None:
               f"{show(result.plateau_gain()):>16} {show(ratio):>15} {t1 - t0:>9.0f} {t2 - t1:>9.0f}")
 
 
+def sorted_topk_mask(pre: torch.Tensor, n_kept: torch.Tensor) -> torch.Tensor:
+    """The reference for ``activations.topk_mask``: one sorted topk of the largest K, ranks cut per instance."""
+    k_max = int(n_kept.max())
+    idx = torch.topk(pre, k_max, dim=-1, sorted=True).indices
+    rank_ok = torch.arange(k_max) < n_kept[:, None, None]
+    return torch.zeros_like(pre).scatter_(-1, idx, rank_ok.to(pre.dtype).expand_as(idx))
+
+
+def activation_steps(args: argparse.Namespace) -> None:
+    probs = [0.02, 0.05, 0.1, 0.2] * 2
+    print(f"\n## activations: ms per step of fit (k = {len(probs)}, batch 512, {args.steps} steps), chapter 4's layout")
+    print(f"{'activation':>10} " + " ".join(f"{'n = ' + str(n):>9}" for n in (256, 512)))
+    for name in acts.REGISTRY:
+        times = []
+        for n in (256, 512):
+            kept = acts.kept_from_prob(probs, n) if acts.get(name).keeps_k else None
+            cfg = model.AutoencoderConfig(n, model.hidden_width(n, RATIO), len(probs), activation=name, n_kept=kept)
+            config = train.TrainConfig(n_steps=args.steps, batch=512)
+            times.append(fastest(lambda: train.fit(cfg, probs, config, progress=False), args.repeats) / args.steps)
+        print(f"{name:>10} " + " ".join(f"{1e3 * t:>9.1f}" for t in times))
+    pre = torch.randn(4, 512, 512, generator=torch.Generator().manual_seed(0))
+    n_kept = torch.tensor(acts.kept_from_prob([0.02, 0.05, 0.1, 0.2], 512))
+    assert torch.equal(acts.topk_mask(pre, n_kept), sorted_topk_mask(pre, n_kept))
+    grouped = fastest(lambda: acts.topk_mask(pre, n_kept), 10 * args.repeats)
+    single = fastest(lambda: sorted_topk_mask(pre, n_kept), 10 * args.repeats)
+    print(f"TopK mask, (4, 512, 512), K = {n_kept.tolist()}: per distinct K {1e3 * grouped:.1f} ms, "
+          f"one sorted topk {1e3 * single:.1f} ms (the same mask)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sections", nargs="*", default=["throughput", "profile"],
-                        choices=["throughput", "profile", "blocks", "input", "allocator", "target", "plateau"])
+                        choices=["throughput", "profile", "blocks", "input", "allocator", "target", "plateau",
+                                 "activations"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -335,7 +371,8 @@ def main() -> None:
     sections = {"throughput": lambda: throughput(args, peak), "profile": lambda: profile(args),
                 "blocks": lambda: blocks(args), "input": lambda: input_paths(args),
                 "allocator": lambda: allocation(args),
-                "target": lambda: target(args), "plateau": lambda: plateau(args)}
+                "target": lambda: target(args), "plateau": lambda: plateau(args),
+                "activations": lambda: activation_steps(args)}
     for name in args.sections:
         sections[name]()
 
