@@ -99,18 +99,47 @@ def test_topk_keeps_exactly_k_per_sample_and_instance():
     torch.testing.assert_close(y, torch.relu(pre) * mask)
 
 
-def test_aux_loss_by_hand():
+def test_aux_residual_by_hand():
     """AuxK on one instance, 2 samples, 4 outputs: output 1 is positive in sample 0, so alive; outputs
-    0, 2, 3 are dead; n/2 = 2 of them per sample (the largest pre) enter (x − (pre)₊)²."""
+    0, 2, 3 are dead; n/2 = 2 of them per sample (the largest pre) enter α·((pre)₊ − x)·1[pre > 0]."""
     pre = torch.tensor([[[-0.5, 0.4, 0.3, 0.1], [0.2, -1.0, -0.1, 0.6]]])
     y = torch.tensor([[[0.0, 0.4, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]])
     x = torch.tensor([[[0.0, 0.5, 0.9, 0.0], [0.7, 0.0, 0.0, 0.0]]])
-    # sample 0: dead pre (-0.5, 0.3, 0.1) → outputs 2, 3: (0.9 − 0.3)² + (0 − 0.1)²
-    # sample 1: dead pre (0.2, -0.1, 0.6) → outputs 0, 3: (0.7 − 0.2)² + (0 − 0.6)²
-    want = activations.AUX_WEIGHT * (0.36 + 0.01 + 0.25 + 0.36) / 8
-    got = activations.get("topk_aux").aux_loss(pre, y, x, torch.tensor([1]))
-    torch.testing.assert_close(got, torch.tensor([want]))
-    assert activations.get("topk").aux_loss(pre, y, x, torch.tensor([1])) is None
+    # sample 0: dead pre (-0.5, 0.3, 0.1) → outputs 2, 3; sample 1: dead pre (0.2, -0.1, 0.6) → outputs 0, 3
+    want = activations.AUX_WEIGHT * torch.tensor([[[0.0, 0.0, 0.3 - 0.9, 0.1], [0.2 - 0.7, 0.0, 0.0, 0.6]]])
+    torch.testing.assert_close(activations.get("topk_aux").aux_residual(pre, y, x), want)
+    y[0, 1, 3] = 0.6        # output 3 alive too: 2 dead outputs, all of them enter in both samples
+    want = activations.AUX_WEIGHT * torch.tensor([[[0.0, 0.0, 0.3 - 0.9, 0.0], [0.2 - 0.7, 0.0, 0.0, 0.0]]])
+    torch.testing.assert_close(activations.get("topk_aux").aux_residual(pre, y, x), want)
+
+
+def _aux_loss_reference(pre, y, x):
+    """Gao et al.'s L_aux with the identity as decoder, from its definition: α · mean over batch and
+    features of (x − (pre)₊)² on the n/2 largest pre per sample among outputs zero in the whole batch."""
+    dead = ~(y.detach() > 0).any(dim=1, keepdim=True)
+    order = pre.detach().masked_fill(~dead, -math.inf).argsort(dim=-1, descending=True)
+    chosen = torch.zeros_like(pre).scatter(-1, order[..., : pre.shape[-1] // 2], 1.0) * dead
+    return activations.AUX_WEIGHT * (chosen * (x - torch.relu(pre)) ** 2).mean(dim=(1, 2))
+
+
+@pytest.mark.parametrize("dense", [True, False])
+@pytest.mark.parametrize("tied", [False, True])
+def test_topk_aux_gradient_is_that_of_the_loss_plus_the_aux_loss(dense, tied):
+    cfg, params, batch = _setup("topk_aux", tied=tied)
+    leaves = [t.double().requires_grad_() for t in params.tensors()]
+    ref = params.with_tensors(leaves)
+    x = batch.dense().double()
+    h = torch.bmm(x.transpose(0, 1), ref.encoder)
+    pre = torch.baddbmm(ref.b[:, None, :], h, ref.decoder.transpose(1, 2))
+    y = model.forward(ref, x).transpose(0, 1)
+    mse = ((y - x.transpose(0, 1)) ** 2).mean(dim=(1, 2))
+    aux = _aux_loss_reference(pre, y, x.transpose(0, 1))
+    assert (aux > 0).all()                               # the reference does see dead outputs
+    want = torch.autograd.grad((mse + aux).sum(), leaves)
+    loss, grads = model.loss_and_grads(params, batch, dense)
+    torch.testing.assert_close(loss.double(), mse.detach(), rtol=1e-5, atol=1e-8)
+    for got, w in zip(grads, want):
+        torch.testing.assert_close(got.double(), w, rtol=1e-4, atol=1e-5 * w.abs().max().item())
 
 
 def test_topk_aux_reports_the_topk_loss_and_changes_only_dead_outputs():

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from toysup.persian_rug import evaluate, model, theory, train
+from toysup.persian_rug import activations, evaluate, model, theory, train
+from toysup.persian_rug.model import AutoencoderConfig
 
 SHORT = train.TrainConfig(n_steps=60, batch=256)
 
@@ -177,3 +178,26 @@ def test_divergence_names_the_instance_and_the_step():
     with pytest.raises(train.TrainingDiverged, match=r"instance \d \(seed \d+, feature_prob .*step \d+"):
         train.fit(cfg, 0.1, train.TrainConfig(n_steps=400, batch=64, lr0=1e3, check_every=20),
                   progress=False)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "jumprelu", "topk_aux"])
+def test_first_adam_step_moves_every_weight_against_its_gradient(activation, monkeypatch):
+    """Adam's first step is −lr·g/(|g| + eps) elementwise: every entry with a gradient moves against
+    it. Failed for W_out on the autograd path (one block), whose gradient is a transposed view:
+    fused Adam read it as flat memory and moved half the entries up their gradient."""
+    probs = [0.05, 0.1, 0.2]
+    kept = activations.kept_from_prob(probs, 64) if activations.get(activation).keeps_k else None
+    cfg = AutoencoderConfig(64, 16, 3, activation=activation, n_kept=kept)
+    seen = {}
+    real = train.loss_and_grads
+
+    def spy(params, batch, *args, **kwargs):
+        seen["before"] = [t.clone() for t in params.tensors()]
+        out = real(params, batch, *args, **kwargs)
+        seen["grads"] = [g.clone() for g in out[1]]
+        return out
+    monkeypatch.setattr(train, "loss_and_grads", spy)
+    after = train.fit(cfg, probs, train.TrainConfig(n_steps=1, batch=256), seed=0, progress=False).params
+    for before, grad, now in zip(seen["before"], seen["grads"], after.tensors()):
+        moved = (now - before)[grad.abs() > 1e-6]
+        assert moved.numel() > 0 and (moved * grad[grad.abs() > 1e-6] < 0).all()

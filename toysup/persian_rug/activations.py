@@ -10,11 +10,11 @@ leading k axis. Names accepted by ``AutoencoderConfig.activation`` are the keys 
 | "linear"   | pre  (affine baseline, spec R12)                    | none                 | hand-written   |
 | "jumprelu" | pre · 1[pre > θ_i]                                  | θ (k, n), trainable  | straight-through |
 | "topk"     | ReLU(pre) on the K_k largest pre of each sample, 0 elsewhere | K per instance (config ``n_kept``) | hand-written |
-| "topk_aux" | TopK, trained with the AuxK loss on its dead outputs | K per instance       | autograd       |
+| "topk_aux" | TopK, trained with the AuxK loss on its dead outputs | K per instance       | hand-written   |
 | "gelu"     | pre · Φ(pre)  (smooth; Φ the standard normal CDF)   | none                 | autograd       |
 
-"relu", "linear" and "topk" use the model's fast hand-written backward pass (for ReLU and TopK,
-dφ/dpre = 1[φ(pre) > 0]: ``Activation.gated``); the others go through autograd
+"relu", "linear", "topk" and "topk_aux" use the model's fast hand-written backward pass (for ReLU
+and TopK, dφ/dpre = 1[φ(pre) > 0]: ``Activation.gated``); the others go through autograd
 (``model.loss_and_grads`` picks the path from ``Activation.hand_written``). Trainable parameters are
 created by ``Activation.init_extra`` and live in ``AutoencoderParams.extra``, so ``params.tensors()``
 includes them and ``train.fit`` optimises them with Adam like the weights.
@@ -61,6 +61,7 @@ class Activation:
     hand_written: bool = False    # True: model.loss_and_grads uses its fast hand-written backward
     gated: bool = False           # True: dφ/dpre = 1[φ(pre) > 0] (the hand-written path's gradient mask)
     keeps_k: bool = False         # True: needs K per instance (``AutoencoderConfig.n_kept``)
+    auxiliary: bool = False       # True: trained with an auxiliary loss (``aux_residual``)
 
     def init_extra(self, n_instances: int, n_features: int, device: torch.device) -> dict[str, Tensor]:
         """Extra trainable tensors of this activation, deterministic (no random draws)."""
@@ -74,10 +75,11 @@ class Activation:
         """φ(pre), overwriting ``pre`` where the activation can (the forward pass without autograd)."""
         return self(pre, extra, n_kept)
 
-    def aux_loss(self, pre: Tensor, y: Tensor, x: Tensor, n_kept: Tensor | None) -> Tensor | None:
-        """An auxiliary training loss (k,) added to the objective's gradient, or None (the default).
-        pre, y = φ(pre) and the dense x, all (k, batch, n)."""
-        return None
+    def aux_residual(self, pre: Tensor, y: Tensor, x: Tensor) -> Tensor:
+        """For an activation with an auxiliary training loss L_aux (``auxiliary``): its counterpart of
+        the gated y − x, (batch·n/2)·∂L_aux/∂pre, that the hand-written backward pass adds. pre,
+        y = φ(pre) and the dense x, all (k, batch, n)."""
+        raise NotImplementedError(f"activation {self.name!r} has no auxiliary loss")
 
 
 @dataclass(frozen=True)
@@ -188,14 +190,18 @@ class TopKAux(TopK):
     """
 
     name: str = "topk_aux"
-    hand_written: bool = False
+    auxiliary: bool = True
 
-    def aux_loss(self, pre: Tensor, y: Tensor, x: Tensor, n_kept: Tensor | None) -> Tensor | None:
-        dead = (y.detach() > 0).sum(dim=1, keepdim=True) == 0                   # (k, 1, n)
-        candidates = pre.detach().masked_fill(~dead, -math.inf)
-        n_aux = torch.full((pre.shape[0],), aux_kept(pre.shape[-1]), device=pre.device)
-        chosen = topk_mask(candidates, n_aux) * dead
-        return AUX_WEIGHT * (chosen * (x - torch.relu(pre)) ** 2).mean(dim=(1, 2))
+    def aux_residual(self, pre: Tensor, y: Tensor, x: Tensor) -> Tensor:
+        """α·A·((pre)₊ − x)·1[pre > 0]: L_aux = α·mean A·(x − (pre)₊)² has gradient (2/(batch·n)) times this."""
+        dead = (y > 0).sum(dim=1, keepdim=True) == 0                             # (k, 1, n)
+        n_aux = aux_kept(pre.shape[-1])
+        chosen = dead.to(pre.dtype)
+        if int(dead.sum(dim=-1).max()) > n_aux:      # else every dead output enters: no selection needed
+            chosen = topk_mask(pre.masked_fill(~dead, -math.inf),
+                               torch.full((pre.shape[0],), n_aux, device=pre.device)) * chosen
+        on = torch.relu(pre) * chosen
+        return AUX_WEIGHT * torch.where(on > 0, on - x, 0.0)
 
 
 def topk_mask(pre: Tensor, n_kept: Tensor | None) -> Tensor:

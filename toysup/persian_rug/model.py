@@ -6,7 +6,7 @@ Paper → code: n (n_s, ``n_sparse``) → ``n_features``; m (n_d, ``n_dense``) �
 W = W_out W_in → ``W_eff``. ``tied=True`` gives the TMS model ReLU(Wᵀ W x + b) (Elhage et al. 2022,
 W_out = W_inᵀ); ``activation="linear"`` gives the affine baseline W_out W_in x + b. Any activation of
 the registry ``toysup.activations`` (JumpReLU, TopK, GELU, …) replaces the ReLU: y = φ(W_out W_in x + b).
-"relu", "linear" and "topk" train with a hand-written backward pass; the others through autograd,
+"relu", "linear", "topk" and "topk_aux" train with a hand-written backward pass; the others through autograd,
 with their own trainable tensors (e.g. JumpReLU's thresholds θ (k, n)) in ``AutoencoderParams.extra``.
 
 Every parameter carries a leading instances axis k; nothing here mixes instances. Storage is chosen
@@ -252,13 +252,15 @@ class Residual:
     TopK: dφ/dpre = 1[y > 0]), else None: y itself, ≤ 0 exactly at the entries whose gradient the
     backward pass must zero — (nnz,) at the batch's non-zero entries on the sparse path (where y = 0
     elsewhere, y − x is already 0), (k, batch, n) on the dense path. x: the dense x (k, batch, n) on
-    the dense path, None on the sparse one.
+    the dense path, None on the sparse one. aux: for activations with an auxiliary loss, its term of
+    the backward pass (``Activation.aux_residual``, (k, batch, n)), else None.
     """
 
     h: Tensor
     diff: Tensor
     gate: Tensor | None
     x: Tensor | None
+    aux: Tensor | None = None
 
 
 def residual(params: AutoencoderParams, batch: SparseBatch, dense: bool | None = None) -> Residual:
@@ -277,15 +279,17 @@ def residual(params: AutoencoderParams, batch: SparseBatch, dense: bool | None =
         batch.times(params.encoder.reshape(k * n, m)).view(k, bsz, m)
     diff = torch.baddbmm(params.b[:, None, :], h, params.decoder.transpose(1, 2))
     act = activations.get(cfg.activation)
+    pre = diff.clone() if act.auxiliary else None
     diff = act.apply_(diff, params.extra, params.n_kept_tensor())
     gate = None
     if act.gated:
         gate = diff if dense else diff.view(-1).index_select(0, batch.flat)
+    aux = None if pre is None else act.aux_residual(pre, diff, x if dense else batch.dense().transpose(0, 1))
     if dense:
         diff = diff - x
     else:
         diff.view(-1).scatter_add_(0, batch.flat, batch.values.neg())
-    return Residual(h, diff, gate, x)
+    return Residual(h, diff, gate, x, aux)
 
 
 def loss_and_grads(params: AutoencoderParams, batch: SparseBatch, dense: bool | None = None,
@@ -321,6 +325,8 @@ def loss_and_grads(params: AutoencoderParams, batch: SparseBatch, dense: bool | 
         flat = g.view(-1)
         active = torch.ops.aten.threshold_backward(flat.index_select(0, batch.flat), fwd.gate, 0.0)
         flat.scatter_(0, batch.flat, active)
+    if fwd.aux is not None:              # AuxK: its term sits on dead outputs, where y = 0 and g is 0
+        g.add_(fwd.aux)
     g.mul_(2.0 / (bsz * n))
     grad_b = g.sum(dim=1)
     if sparse_output(g, m) if sparse_grad is None else sparse_grad:
@@ -342,7 +348,6 @@ def _autograd_loss_and_grads(params: AutoencoderParams, batch: SparseBatch) -> t
 
     Same forward pass as ``residual`` (the encoder's product sparse or dense by ``dense_input``, the
     decoder dense), then y = φ(pre) with the registry activation and L_k = mean over batch and features of (y − x)² on the dense x.
-    The gradients are those of L_k plus the activation's ``aux_loss`` (AuxK's for "topk_aux"); the loss returned is L_k.
     """
     cfg = params.config
     k, n, m, bsz = cfg.n_instances, cfg.n_features, cfg.d_hidden, batch.batch
@@ -353,9 +358,7 @@ def _autograd_loss_and_grads(params: AutoencoderParams, batch: SparseBatch) -> t
         h = torch.bmm(x, ref.encoder) if dense_input(batch) else \
             batch.times(ref.encoder.reshape(k * n, m)).view(k, bsz, m)
         pre = torch.baddbmm(ref.b[:, None, :], h, ref.decoder.transpose(1, 2))
-        act = activations.get(cfg.activation)
-        y = act(pre, ref.extra, ref.n_kept_tensor())
+        y = activations.get(cfg.activation)(pre, ref.extra, ref.n_kept_tensor())
         loss = ((y - x) ** 2).mean(dim=(1, 2))
-        aux = act.aux_loss(pre, y, x, ref.n_kept_tensor())
-        grads = torch.autograd.grad(loss.sum() if aux is None else (loss + aux).sum(), leaves)
+        grads = torch.autograd.grad(loss.sum(), leaves)
     return loss.detach(), list(grads)
