@@ -29,10 +29,11 @@ def test_forward_shape_and_registry(name):
     assert activations.get(name).name == name
 
 
-@pytest.mark.parametrize("name,dense", [("jumprelu", None), ("gelu", None), ("topk", True), ("topk", False)])
+@pytest.mark.parametrize("name,dense", [("jumprelu", None), ("gelu", True), ("gelu", False), ("topk", True),
+                                        ("topk", False)])
 @pytest.mark.parametrize("tied", [False, True])
 def test_loss_and_grads_match_dense_autograd(name, dense, tied):
-    """Autograd variants, and TopK's hand-written backward pass on both input paths."""
+    """JumpReLU's autograd path, and the hand-written backward passes of GELU and TopK on both input paths."""
     cfg, params, batch = _setup(name, tied=tied)
     leaves = [t.double().requires_grad_() for t in params.tensors()]
     ref = params.with_tensors(leaves)

@@ -11,10 +11,11 @@ leading k axis. Names accepted by ``AutoencoderConfig.activation`` are the keys 
 | "jumprelu" | pre · 1[pre > θ_i]                                  | θ (k, n), trainable  | straight-through |
 | "topk"     | ReLU(pre) on the K_k largest pre of each sample, 0 elsewhere | K per instance (config ``n_kept``) | hand-written |
 | "topk_aux" | TopK, trained with the AuxK loss on its dead outputs | K per instance       | hand-written   |
-| "gelu"     | pre · Φ(pre)  (smooth; Φ the standard normal CDF)   | none                 | autograd       |
+| "gelu"     | pre · Φ(pre)  (smooth; Φ the standard normal CDF)   | none                 | hand-written   |
 
-"relu", "linear", "topk" and "topk_aux" use the model's fast hand-written backward pass (for ReLU
-and TopK, dφ/dpre = 1[φ(pre) > 0]: ``Activation.gated``); the others go through autograd
+"relu", "linear", "topk", "topk_aux" and "gelu" use the model's fast hand-written backward pass (for
+ReLU and TopK, dφ/dpre = 1[φ(pre) > 0]: ``Activation.gated``; for GELU ``Activation.slope``); JumpReLU
+goes through autograd
 (``model.loss_and_grads`` picks the path from ``Activation.hand_written``). Trainable parameters are
 created by ``Activation.init_extra`` and live in ``AutoencoderParams.extra``, so ``params.tensors()``
 includes them and ``train.fit`` optimises them with Adam like the weights.
@@ -74,6 +75,11 @@ class Activation:
     def apply_(self, pre: Tensor, extra: Mapping[str, Tensor], n_kept: Tensor | None) -> Tensor:
         """φ(pre), overwriting ``pre`` where the activation can (the forward pass without autograd)."""
         return self(pre, extra, n_kept)
+
+    def slope(self, pre: Tensor) -> Tensor | None:
+        """dφ/dpre (k, batch, n) for the hand-written backward pass of an ungated activation (GELU), or
+        None where the pass needs none (the linear model) or uses the gate (ReLU, TopK)."""
+        return None
 
     def aux_residual(self, pre: Tensor, y: Tensor, x: Tensor) -> Tensor:
         """For an activation with an auxiliary training loss L_aux (``auxiliary``): its counterpart of
@@ -224,9 +230,13 @@ class GELU(Activation):
     """φ(h) = h Φ(h): a smooth ReLU (exact erf form), no parameters."""
 
     name: str = "gelu"
+    hand_written: bool = True
 
     def __call__(self, pre: Tensor, extra: Mapping[str, Tensor], n_kept: Tensor | None) -> Tensor:
         return torch.nn.functional.gelu(pre)
+
+    def slope(self, pre: Tensor) -> Tensor:
+        return torch.ops.aten.gelu_backward(torch.ones_like(pre), pre)        # Φ(h) + h φ(h)
 
 
 REGISTRY: dict[str, Activation] = {a.name: a for a in (ReLU(), Linear(), JumpReLU(), TopK(), TopKAux(),

@@ -6,7 +6,7 @@ Paper → code: n (n_s, ``n_sparse``) → ``n_features``; m (n_d, ``n_dense``) �
 W = W_out W_in → ``W_eff``. ``tied=True`` gives the TMS model ReLU(Wᵀ W x + b) (Elhage et al. 2022,
 W_out = W_inᵀ); ``activation="linear"`` gives the affine baseline W_out W_in x + b. Any activation of
 the registry ``toysup.activations`` (JumpReLU, TopK, GELU, …) replaces the ReLU: y = φ(W_out W_in x + b).
-"relu", "linear", "topk" and "topk_aux" train with a hand-written backward pass; the others through autograd,
+"relu", "linear", "topk", "topk_aux" and "gelu" train with a hand-written backward pass; JumpReLU through autograd,
 with their own trainable tensors (e.g. JumpReLU's thresholds θ (k, n)) in ``AutoencoderParams.extra``.
 
 Every parameter carries a leading instances axis k; nothing here mixes instances. Storage is chosen
@@ -253,7 +253,8 @@ class Residual:
     backward pass must zero — (nnz,) at the batch's non-zero entries on the sparse path (where y = 0
     elsewhere, y − x is already 0), (k, batch, n) on the dense path. x: the dense x (k, batch, n) on
     the dense path, None on the sparse one. aux: for activations with an auxiliary loss, its term of
-    the backward pass (``Activation.aux_residual``, (k, batch, n)), else None.
+    the backward pass (``Activation.aux_residual``, (k, batch, n)), else None. slope: dφ/dpre
+    (k, batch, n) for ungated activations with one (GELU, ``Activation.slope``), else None.
     """
 
     h: Tensor
@@ -261,6 +262,7 @@ class Residual:
     gate: Tensor | None
     x: Tensor | None
     aux: Tensor | None = None
+    slope: Tensor | None = None
 
 
 def residual(params: AutoencoderParams, batch: SparseBatch, dense: bool | None = None) -> Residual:
@@ -280,6 +282,7 @@ def residual(params: AutoencoderParams, batch: SparseBatch, dense: bool | None =
     diff = torch.baddbmm(params.b[:, None, :], h, params.decoder.transpose(1, 2))
     act = activations.get(cfg.activation)
     pre = diff.clone() if act.auxiliary else None
+    slope = act.slope(diff)
     diff = act.apply_(diff, params.extra, params.n_kept_tensor())
     gate = None
     if act.gated:
@@ -289,7 +292,7 @@ def residual(params: AutoencoderParams, batch: SparseBatch, dense: bool | None =
         diff = diff - x
     else:
         diff.view(-1).scatter_add_(0, batch.flat, batch.values.neg())
-    return Residual(h, diff, gate, x, aux)
+    return Residual(h, diff, gate, x, aux, slope)
 
 
 def loss_and_grads(params: AutoencoderParams, batch: SparseBatch, dense: bool | None = None,
@@ -325,6 +328,8 @@ def loss_and_grads(params: AutoencoderParams, batch: SparseBatch, dense: bool | 
         flat = g.view(-1)
         active = torch.ops.aten.threshold_backward(flat.index_select(0, batch.flat), fwd.gate, 0.0)
         flat.scatter_(0, batch.flat, active)
+    if fwd.slope is not None:
+        g.mul_(fwd.slope)
     if fwd.aux is not None:              # AuxK: its term sits on dead outputs, where y = 0 and g is 0
         g.add_(fwd.aux)
     g.mul_(2.0 / (bsz * n))
