@@ -6,8 +6,9 @@ Paper → code: n (n_s, ``n_sparse``) → ``n_features``; m (n_d, ``n_dense``) �
 W = W_out W_in → ``W_eff``. ``tied=True`` gives the TMS model ReLU(Wᵀ W x + b) (Elhage et al. 2022,
 W_out = W_inᵀ); ``activation="linear"`` gives the affine baseline W_out W_in x + b. Any activation of
 the registry ``toysup.activations`` (JumpReLU, TopK, GELU, …) replaces the ReLU: y = φ(W_out W_in x + b).
-"relu", "linear", "topk", "topk_aux" and "gelu" train with a hand-written backward pass; JumpReLU through autograd,
-with their own trainable tensors (e.g. JumpReLU's thresholds θ (k, n)) in ``AutoencoderParams.extra``.
+"relu", "linear", "topk", "topk_aux" and "gelu" train with a hand-written backward pass; "jumprelu"
+through autograd. An activation's own trainable tensors (JumpReLU's thresholds θ (k, n)) live in
+``AutoencoderParams.extra``.
 
 Every parameter carries a leading instances axis k; nothing here mixes instances. Storage is chosen
 for speed: ``encoder`` E = W_inᵀ and ``decoder`` D = W_out, both (k, n, m) and contiguous, so that
