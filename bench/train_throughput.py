@@ -24,6 +24,9 @@ Sections (each prints one table; times are the fastest of ``--repeats`` timed ru
   input       ms per loss_and_grads call on the sparse and on the dense input path (model.residual)
               at n = 256…2048, r = 0.05, 0.25 and 0.5, p = 0.01…0.4, one instance: where the thresholds
               DENSE_INPUT and DENSE_INPUT_LARGE (the densities above which the dense path runs) come from.
+  transpose   ms per diag(x)ᵀ·∂h, the sparse path's encoder gradient, from the sorted entries against
+              one bmm on the dense x, n = 64…2048, r = 0.1 and 0.25, p = 0.01…0.1: where
+              TRANSPOSE_SCALE and TRANSPOSE_WIDTH (the density above which the bmm runs) come from.
   allocator   ms per model-step and minor page faults per step of ``fit``, with glibc's malloc defaults
               and with ``allocator.retain_freed_memory`` (each in a fresh process), n = 256…2048.
   target      wall time for the held-out loss that ``fit``'s default (3,000 steps) reaches, with the
@@ -35,8 +38,8 @@ Sections (each prints one table; times are the fastest of ``--repeats`` timed ru
               512, and TopK's mask (``activations.topk_mask``, one unsorted topk per distinct K)
               against one sorted topk of the largest K for all instances, on a (4, 512, 512) block.
 
-Run:  .venv/bin/python bench/train_throughput.py [throughput profile blocks input allocator target plateau
-      activations] [--threads 2]
+Run:  .venv/bin/python bench/train_throughput.py [throughput profile blocks input transpose allocator target
+      plateau activations] [--threads 2]
 """
 import argparse
 import math
@@ -237,6 +240,32 @@ def input_paths(args: argparse.Namespace) -> None:
                       f"{times[False] / times[True]:>12.2f} {chosen:>7}")
 
 
+def transpose_paths(args: argparse.Namespace) -> None:
+    """The sparse path's encoder gradient diag(x)ᵀ·∂h: from the sorted entries (``SparseBatch.t_times``)
+    against one bmm on the dense x, each on a fresh batch (the forward pass's ``block_rows`` built,
+    as in training); where ``model.TRANSPOSE_SCALE`` and ``TRANSPOSE_WIDTH`` come from."""
+    print(f"\n## transpose: ms per diag(x)ᵀ·∂h (batch {BATCH}, one block of k instances); the bmm runs above "
+          f"a density of {model.TRANSPOSE_SCALE}·m/(m + {model.TRANSPOSE_WIDTH})")
+    print(f"{'n':>5} {'m':>4} {'k':>2} {'p':>5} {'entries':>8} {'bmm':>8} {'entries/bmm':>11} {'chosen':>7}")
+    for n, k in ((64, 8), (256, 8), (512, 4), (1024, 2), (2048, 1)):
+        for ratio in (0.1, RATIO):
+            m = model.hidden_width(n, ratio)
+            grad_h = torch.randn(k * BATCH, m)
+            for p in (0.01, 0.02, 0.05, 0.1):
+                gens, probs = data.make_generators(list(range(k)), torch.device("cpu")), torch.full((k,), p)
+                pool = [data.sample_sparse(probs, BATCH, n, gens) for _ in range(5 * args.repeats + 1)]
+                for batch in pool:
+                    batch.block_rows                                    # built by the forward pass
+                draws = iter(pool)              # each batch once: t_times keeps its sorted entries
+                entries = fastest(lambda: next(draws).t_times(grad_h), 5 * args.repeats)
+                draws = iter(pool)
+                dense = fastest(lambda: torch.bmm(next(draws).dense().transpose(0, 1).transpose(1, 2),
+                                                  grad_h.view(k, BATCH, m)), 5 * args.repeats)
+                chosen = "bmm" if model.dense_transpose(pool[0], m) else "entries"
+                print(f"{n:>5} {m:>4} {k:>2} {p:>5} {1e3 * entries:>8.2f} {1e3 * dense:>8.2f} "
+                      f"{entries / dense:>11.2f} {chosen:>7}")
+
+
 def fault_probe(n: int, k: int, steps: int) -> None:
     """Prints ms per model-step and minor page faults per step of one ``fit`` (after a warm-up fit)
     at probabilities spread over 0.02…0.4, the mix of a chapter's grid (run by ``allocation``)."""
@@ -348,8 +377,8 @@ def activation_steps(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sections", nargs="*", default=["throughput", "profile"],
-                        choices=["throughput", "profile", "blocks", "input", "allocator", "target", "plateau",
-                                 "activations"])
+                        choices=["throughput", "profile", "blocks", "input", "transpose", "allocator", "target",
+                                 "plateau", "activations"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -370,7 +399,7 @@ def main() -> None:
     calibrate.crossover(torch.device("cpu"))
     sections = {"throughput": lambda: throughput(args, peak), "profile": lambda: profile(args),
                 "blocks": lambda: blocks(args), "input": lambda: input_paths(args),
-                "allocator": lambda: allocation(args),
+                "transpose": lambda: transpose_paths(args), "allocator": lambda: allocation(args),
                 "target": lambda: target(args), "plateau": lambda: plateau(args),
                 "activations": lambda: activation_steps(args)}
     for name in args.sections:

@@ -29,11 +29,12 @@ def test_forward_shape_and_registry(name):
     assert activations.get(name).name == name
 
 
-@pytest.mark.parametrize("name,dense", [("jumprelu", None), ("gelu", True), ("gelu", False), ("topk", True),
-                                        ("topk", False)])
+@pytest.mark.parametrize("dense", [True, False])
+@pytest.mark.parametrize("name", ["jumprelu", "gelu", "topk"])
 @pytest.mark.parametrize("tied", [False, True])
 def test_loss_and_grads_match_dense_autograd(name, dense, tied):
-    """JumpReLU's autograd path, and the hand-written backward passes of GELU and TopK on both input paths."""
+    """The hand-written backward passes of JumpReLU (θ by the straight-through estimator, as autograd
+    through ``_JumpFunction``), GELU and TopK on both input paths."""
     cfg, params, batch = _setup(name, tied=tied)
     leaves = [t.double().requires_grad_() for t in params.tensors()]
     ref = params.with_tensors(leaves)
@@ -45,6 +46,26 @@ def test_loss_and_grads_match_dense_autograd(name, dense, tied):
     torch.testing.assert_close(loss.double(), ref_loss.detach(), rtol=1e-5, atol=1e-8)
     for got, want in zip(grads, ref_grads):
         assert got.shape == want.shape
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-5 * want.abs().max().item())
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_jumprelu_below_zero_thresholds_gate_on_pre_minus_theta_not_on_y(dense):
+    """θ < 0 passes pre ∈ (θ, 0], where y = pre ≤ 0: a gate on y (ReLU's) would zero those gradients.
+    The residual's gate is ≤ 0 exactly where pre ≤ θ, and every gradient still matches autograd."""
+    cfg, params, batch = _setup("jumprelu")
+    params.extra["threshold"] = torch.linspace(-0.3, 0.1, cfg.n_features).repeat(cfg.n_instances, 1)
+    x = batch.dense()
+    on = model.forward(params, x) != 0    # pre > θ (pre = 0 exactly has probability 0)
+    fwd = model.residual(params, batch, dense=dense)
+    off = ~on.transpose(0, 1)
+    assert torch.equal(fwd.gate <= 0, off if dense else off.reshape(-1)[batch.flat])
+    assert (fwd.diff.transpose(0, 1)[on & (x == 0)] < 0).any()     # outputs on below zero exist
+    leaves = [t.double().requires_grad_() for t in params.tensors()]
+    ref_loss = model.loss_per_instance(x.double(), model.forward(params.with_tensors(leaves), x.double()))
+    ref_grads = torch.autograd.grad(ref_loss.sum(), leaves)
+    _, grads = model.loss_and_grads(params, batch, dense)
+    for got, want in zip(grads, ref_grads):
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-5 * want.abs().max().item())
 
 

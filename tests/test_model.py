@@ -15,12 +15,21 @@ def _setup(tied: bool, activation: str, k: int = 3, n: int = 40, m: int = 10):
 
 
 @pytest.mark.parametrize("sparse_grad", [False, True])
-@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("dense,dense_grad", [(True, None), (False, False), (False, True)])
 @pytest.mark.parametrize("tied", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "linear"])
-def test_hand_written_gradients_match_autograd(tied, activation, dense, sparse_grad):
+def test_hand_written_gradients_match_autograd(tied, activation, dense, dense_grad, sparse_grad):
     _, params, batch = _setup(tied, activation)
-    _assert_matches_autograd(params, batch, dense=dense, sparse_grad=sparse_grad)
+    _assert_matches_autograd(params, batch, dense=dense, sparse_grad=sparse_grad, dense_grad=dense_grad)
+
+
+def test_the_encoder_gradient_goes_dense_above_a_density_that_grows_with_m():
+    gens = data.make_generators([0], CPU)
+    batch = data.sample_sparse(torch.tensor([0.05]), 400, 200, gens)
+    density = batch.values.numel() / (400 * 200)
+    rule = [model.TRANSPOSE_SCALE * m / (m + model.TRANSPOSE_WIDTH) for m in (16, 512)]
+    assert rule[0] < density < rule[1]          # the sizes below straddle the sample's density
+    assert model.dense_transpose(batch, 16) and not model.dense_transpose(batch, 512)
 
 
 def test_a_negative_bias_takes_the_sparse_backward_products_and_keeps_the_gradients(monkeypatch):

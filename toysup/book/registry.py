@@ -6,8 +6,9 @@ scale runs), so a claim could quietly lose its evidence, move behind an ``if ...
 into a known deviation while every assertion still passes. ``problems`` compares one execution's
 records with this table; tests/test_notebooks.py fails on any problem after running each chapter:
 
-* a declared claim with no record, or a required kind with no asserted (pass or fail) check, or one
-  checked at book scale only (``Scorecard.at_book_scale``, fast mode: the claim is still on the page);
+* a declared claim with no record, or a required kind with neither an asserted (pass or fail) check
+  nor one deferred to book scale (``Scorecard.at_book_scale``, fast mode only: the claim stays on the
+  page as "checked at book scale");
 * a check of a kind the claim does not declare (a check whose kind changed, or a new claim);
 * a known deviation of a claim not declared ``may_deviate``.
 

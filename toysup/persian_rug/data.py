@@ -78,10 +78,15 @@ class SparseBatch:
         That matrix has shape (k·batch, k·n): instance i's (batch, n) block sits at rows i·batch…
         and columns i·n…, so one sparse product with a (k·n, m) stack serves all instances.
         """
-        row = self.flat // self.n_features
+        # In int32 where the indices fit: its division is about 1.7x faster than int64's, and
+        # flat − (row − instance)·n = instance·n + flat mod n saves the remainder (one thread, 97k entries:
+        # 0.29 ms per int64 division or remainder, 0.17 ms per int32 division).
+        small = self.n_instances * self.batch * self.n_features < 2 ** 31
+        flat = self.flat.to(torch.int32) if small else self.flat
+        row = flat // self.n_features
         instance = row // self.batch
-        col = instance * self.n_features + self.flat % self.n_features
-        return row, col
+        col = flat - (row - instance) * self.n_features
+        return row.long(), col.long()
 
     @cached_property
     def _bags(self) -> tuple[Tensor, Tensor]:

@@ -6,9 +6,8 @@ Paper → code: n (n_s, ``n_sparse``) → ``n_features``; m (n_d, ``n_dense``) �
 W = W_out W_in → ``W_eff``. ``tied=True`` gives the TMS model ReLU(Wᵀ W x + b) (Elhage et al. 2022,
 W_out = W_inᵀ); ``activation="linear"`` gives the affine baseline W_out W_in x + b. Any activation of
 the registry ``toysup.activations`` (JumpReLU, TopK, GELU, …) replaces the ReLU: y = φ(W_out W_in x + b).
-"relu", "linear", "topk", "topk_aux" and "gelu" train with a hand-written backward pass; "jumprelu"
-through autograd. An activation's own trainable tensors (JumpReLU's thresholds θ (k, n)) live in
-``AutoencoderParams.extra``.
+Every activation trains with one hand-written backward pass (``loss_and_grads``). An activation's own
+trainable tensors (JumpReLU's thresholds θ (k, n)) live in ``AutoencoderParams.extra``.
 
 Every parameter carries a leading instances axis k; nothing here mixes instances. Storage is chosen
 for speed: ``encoder`` E = W_inᵀ and ``decoder`` D = W_out, both (k, n, m) and contiguous, so that
@@ -225,6 +224,25 @@ LARGE_INPUT = 256
 SPARSE_OUTPUT_WIDTH = 256
 
 
+# On the sparse input path the encoder's gradient diag(x)ᵀ·∂h needs the batch's entries grouped by
+# feature: a sort costing about 30 ns per entry whatever m, while the same product as one bmm on the dense
+# x costs about 0.6 + 0.013·m ns per (sample, feature). So above a density that grows with m the dense
+# bmm wins, even where the forward product is still faster sparse. Measured on an Intel Xeon, one thread,
+# batch 1024, m = 6…512 at p = 0.01…0.1 (bench/train_throughput.py, section "transpose"): the two
+# crossed near p = 0.01 at m ≤ 16, 0.05 at m = 51–64, 0.07 at m = 102–128 and 0.1 at m = 204–512;
+# TRANSPOSE_SCALE·m / (m + TRANSPOSE_WIDTH) picks the faster of the two at 38 of the 40 points measured
+# (the other two: within 20 %).
+TRANSPOSE_SCALE = 0.12
+TRANSPOSE_WIDTH = 120
+
+
+def dense_transpose(batch: SparseBatch, d_hidden: int) -> bool:
+    """Whether the sparse path's encoder gradient is one bmm on the dense x (see TRANSPOSE_SCALE):
+    the batch's density above TRANSPOSE_SCALE·m / (m + TRANSPOSE_WIDTH)."""
+    total = batch.n_instances * batch.batch * batch.n_features
+    return batch.values.numel() > TRANSPOSE_SCALE * d_hidden / (d_hidden + TRANSPOSE_WIDTH) * total
+
+
 def sparse_output(g: Tensor, d_hidden: int) -> bool:
     """Whether the backward products take g's non-zero entries (see SPARSE_OUTPUT_WIDTH): g (k, batch, n)."""
     if d_hidden < SPARSE_OUTPUT_WIDTH:
@@ -250,12 +268,13 @@ class Residual:
     """What ``residual`` returns: the forward pass's results that the backward pass needs.
 
     h (k, batch, m): the hidden layer. diff (k, batch, n): y − x. gate, for gated activations (ReLU,
-    TopK: dφ/dpre = 1[y > 0]), else None: y itself, ≤ 0 exactly at the entries whose gradient the
-    backward pass must zero — (nnz,) at the batch's non-zero entries on the sparse path (where y = 0
-    elsewhere, y − x is already 0), (k, batch, n) on the dense path. x: the dense x (k, batch, n) on
-    the dense path, None on the sparse one. aux: for activations with an auxiliary loss, its term of
-    the backward pass (``Activation.aux_residual``, (k, batch, n)), else None. slope: dφ/dpre
-    (k, batch, n) for ungated activations with one (GELU, ``Activation.slope``), else None.
+    TopK, JumpReLU: dφ/dpre = 1[gate > 0]), else None: y itself or the activation's ``opening``, ≤ 0
+    exactly at the entries whose gradient the backward pass must zero — (nnz,) at the batch's non-zero
+    entries on the sparse path (where y = 0 elsewhere, y − x is already 0), (k, batch, n) on the dense
+    path. x: the dense x (k, batch, n) on the dense path, None on the sparse one. aux: for activations
+    with an auxiliary loss, its term of the backward pass (``Activation.aux_residual``, (k, batch, n)),
+    else None. slope: dφ/dpre (k, batch, n) for ungated activations with one (GELU,
+    ``Activation.slope``), else None. opening: ``Activation.opening`` (k, batch, n) where it has one.
     """
 
     h: Tensor
@@ -264,6 +283,7 @@ class Residual:
     x: Tensor | None
     aux: Tensor | None = None
     slope: Tensor | None = None
+    opening: Tensor | None = None
 
 
 def residual(params: AutoencoderParams, batch: SparseBatch, dense: bool | None = None) -> Residual:
@@ -284,20 +304,22 @@ def residual(params: AutoencoderParams, batch: SparseBatch, dense: bool | None =
     act = activations.get(cfg.activation)
     pre = diff.clone() if act.auxiliary else None
     slope = act.slope(diff)
+    opening = act.opening(diff, params.extra)
     diff = act.apply_(diff, params.extra, params.n_kept_tensor())
     gate = None
     if act.gated:
-        gate = diff if dense else diff.view(-1).index_select(0, batch.flat)
+        gate = diff if opening is None else opening
+        gate = gate if dense else gate.view(-1).index_select(0, batch.flat)
     aux = None if pre is None else act.aux_residual(pre, diff, x if dense else batch.dense().transpose(0, 1))
     if dense:
         diff = diff - x
     else:
         diff.view(-1).scatter_add_(0, batch.flat, batch.values.neg())
-    return Residual(h, diff, gate, x, aux, slope)
+    return Residual(h, diff, gate, x, aux, slope, opening)
 
 
 def loss_and_grads(params: AutoencoderParams, batch: SparseBatch, dense: bool | None = None,
-                   sparse_grad: bool | None = None) -> tuple[Tensor, list[Tensor]]:
+                   sparse_grad: bool | None = None, dense_grad: bool | None = None) -> tuple[Tensor, list[Tensor]]:
     """Per-instance loss (k,) and the gradients of its sum, in the order of ``params.tensors()``.
 
     Hand-written backward pass of Eq. (2) (checked against autograd in the tests):
@@ -305,16 +327,17 @@ def loss_and_grads(params: AutoencoderParams, batch: SparseBatch, dense: bool | 
     ∂E = diag(x)ᵀ ∂h (ReLU and TopK; the linear model has no mask). On the sparse path, where y = 0,
     y − x = −x is non-zero only at the batch's active entries, so the mask is applied there alone. dense: the path, as in ``residual``.
     sparse_grad: whether ∂W_out and ∂h come from g's non-zero entries (None: by their fraction,
-    ``sparse_output``); the same numbers to float32 rounding either way.
-    Activations without a hand-written backward pass (``Activation.hand_written`` False) take
-    ``_autograd_loss_and_grads`` instead; the gradients of ``extra`` then follow the weights'.
+    ``sparse_output``); dense_grad: whether the sparse path's ∂E is a bmm on the dense x (None: by the
+    batch's density, ``dense_transpose``). The same numbers to float32 rounding either way.
+    Every activation's terms come from its hooks (``toysup.persian_rug.activations``): the gate or
+    slope of dφ/dpre, AuxK's extra term, and the gradients of ``extra``, which follow the weights'.
     """
     cfg = params.config
-    if not activations.get(cfg.activation).hand_written:
-        return _autograd_loss_and_grads(params, batch)
+    act = activations.get(cfg.activation)
     k, n, m, bsz = cfg.n_instances, cfg.n_features, cfg.d_hidden, batch.batch
     fwd = residual(params, batch, dense)
     g = fwd.diff
+    grad_extra = act.extra_grads(fwd.opening, g, params.extra)        # before the mask, in units of y − x
     flat_g = g.view(k, bsz * n)
     # vecdot: a pairwise sum, 6-12x faster than einsum("kbn,kbn->k"), which runs as a bmm (0.85 against
     # 0.13 ms for (4, 1024, 256), 3.4 against 0.8 ms for (2, 1024, 2048); torch 2.13, one thread) and
@@ -334,6 +357,7 @@ def loss_and_grads(params: AutoencoderParams, batch: SparseBatch, dense: bool | 
     if fwd.aux is not None:              # AuxK: its term sits on dead outputs, where y = 0 and g is 0
         g.add_(fwd.aux)
     g.mul_(2.0 / (bsz * n))
+    grad_extra = [grad.mul_(2.0 / (bsz * n)) for grad in grad_extra]
     grad_b = g.sum(dim=1)
     if sparse_output(g, m) if sparse_grad is None else sparse_grad:
         active = SparseBatch.of(g)
@@ -342,29 +366,12 @@ def loss_and_grads(params: AutoencoderParams, batch: SparseBatch, dense: bool | 
     else:
         grad_dec = torch.bmm(g.transpose(1, 2), fwd.h)                      # (k, n, m)
         grad_h = torch.bmm(g, params.decoder)                               # (k, batch, m)
-    grad_enc = torch.bmm(fwd.x.transpose(1, 2), grad_h) if fwd.x is not None else \
+    x = fwd.x
+    if x is None and (dense_transpose(batch, m) if dense_grad is None else dense_grad):
+        x = batch.dense().transpose(0, 1)
+    grad_enc = torch.bmm(x.transpose(1, 2), grad_h) if x is not None else \
         batch.t_times(grad_h.view(k * bsz, m)).view(k, n, m)
     if cfg.tied:
-        return loss, [grad_enc + grad_dec, grad_b]
-    return loss, [grad_enc, grad_dec, grad_b]
+        return loss, [grad_enc + grad_dec, grad_b, *grad_extra]
+    return loss, [grad_enc, grad_dec, grad_b, *grad_extra]
 
-
-def _autograd_loss_and_grads(params: AutoencoderParams, batch: SparseBatch) -> tuple[Tensor, list[Tensor]]:
-    """Per-instance loss (k,) and autograd gradients of its sum, in the order of ``params.tensors()``.
-
-    Same forward pass as ``residual`` (the encoder's product sparse or dense by ``dense_input``, the
-    decoder dense), then y = φ(pre) with the registry activation and L_k = mean over batch and features of (y − x)² on the dense x.
-    """
-    cfg = params.config
-    k, n, m, bsz = cfg.n_instances, cfg.n_features, cfg.d_hidden, batch.batch
-    leaves = [t.detach().requires_grad_() for t in params.tensors()]
-    ref = params.with_tensors(leaves)
-    x = batch.dense().transpose(0, 1)                                      # (k, batch, n)
-    with torch.enable_grad():
-        h = torch.bmm(x, ref.encoder) if dense_input(batch) else \
-            batch.times(ref.encoder.reshape(k * n, m)).view(k, bsz, m)
-        pre = torch.baddbmm(ref.b[:, None, :], h, ref.decoder.transpose(1, 2))
-        y = activations.get(cfg.activation)(pre, ref.extra, ref.n_kept_tensor())
-        loss = ((y - x) ** 2).mean(dim=(1, 2))
-        grads = torch.autograd.grad(loss.sum(), leaves)
-    return loss.detach(), list(grads)

@@ -221,8 +221,8 @@ def _blocked_step(params: AutoencoderParams, p: Tensor, generators: list[torch.G
             losses.append(block_loss)
         loss = torch.cat(losses)
     for t, grad in zip(params.tensors(), grads):
-        # Fused Adam (torch 2.13, CPU) reads a gradient as flat memory in the parameter's layout: the
-        # transposed (non-contiguous) W_out gradient that autograd returns for one block was applied
+        # Fused Adam (torch 2.13, CPU) reads a gradient as flat memory in the parameter's layout: a
+        # transposed (non-contiguous) W_out gradient, as autograd returned it for one block, was applied
         # to the wrong entries (half of them moved up their gradient). .contiguous() is free otherwise.
         t.grad = grad.contiguous()
     return loss
