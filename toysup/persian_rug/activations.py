@@ -226,12 +226,17 @@ class TopKAux(TopK):
         """α·A·((pre)₊ − x)·1[pre > 0]: L_aux = α·mean A·(x − (pre)₊)² has gradient (2/(batch·n)) times this."""
         dead = (y > 0).sum(dim=1, keepdim=True) == 0                             # (k, 1, n)
         n_aux = aux_kept(pre.shape[-1])
-        chosen = dead.to(pre.dtype)
-        if int(dead.sum(dim=-1).max()) > n_aux:      # else every dead output enters: no selection needed
-            chosen = topk_mask(pre.masked_fill(~dead, -math.inf),
-                               torch.full((pre.shape[0],), n_aux, device=pre.device)) * chosen
-        on = torch.relu(pre) * chosen
-        return AUX_WEIGHT * torch.where(on > 0, on - x, 0.0)
+        chosen = dead.to(pre.dtype).expand_as(pre).contiguous()
+        # Only instances with more than n_aux dead outputs need a selection; in the others every dead
+        # output enters (the same mask, without the topk: 2 of chapter 4's 8 instances need it).
+        over = (dead.sum(dim=-1).squeeze(1) > n_aux).nonzero().squeeze(1)
+        if len(over):
+            masked = pre.index_select(0, over).masked_fill(~dead.index_select(0, over), -math.inf)
+            kept = topk_mask(masked, torch.full((len(over),), n_aux, device=pre.device))
+            chosen.index_copy_(0, over, kept * chosen.index_select(0, over))
+        on = torch.relu(pre).mul_(chosen)
+        # threshold_backward keeps on − x where on > 0 (faster than torch.where with a 0, see extra_grads)
+        return torch.ops.aten.threshold_backward(on - x, on, 0.0).mul_(AUX_WEIGHT)
 
 
 def topk_mask(pre: Tensor, n_kept: Tensor | None) -> Tensor:
