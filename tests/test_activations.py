@@ -130,9 +130,13 @@ def test_aux_residual_by_hand():
     # sample 0: dead pre (-0.5, 0.3, 0.1) → outputs 2, 3; sample 1: dead pre (0.2, -0.1, 0.6) → outputs 0, 3
     want = activations.AUX_WEIGHT * torch.tensor([[[0.0, 0.0, 0.3 - 0.9, 0.1], [0.2 - 0.7, 0.0, 0.0, 0.6]]])
     torch.testing.assert_close(activations.get("topk_aux").aux_residual(pre, y, x), want)
-    y[0, 1, 3] = 0.6        # output 3 alive too: 2 dead outputs, all of them enter in both samples
-    want = activations.AUX_WEIGHT * torch.tensor([[[0.0, 0.0, 0.3 - 0.9, 0.0], [0.2 - 0.7, 0.0, 0.0, 0.0]]])
-    torch.testing.assert_close(activations.get("topk_aux").aux_residual(pre, y, x), want)
+    y_two = y.clone()
+    y_two[0, 1, 3] = 0.6    # output 3 alive too: 2 dead outputs, all of them enter in both samples
+    want_two = activations.AUX_WEIGHT * torch.tensor([[[0.0, 0.0, 0.3 - 0.9, 0.0], [0.2 - 0.7, 0.0, 0.0, 0.0]]])
+    torch.testing.assert_close(activations.get("topk_aux").aux_residual(pre, y_two, x), want_two)
+    # both as two instances of one call: only the first needs a selection, each keeps its own result
+    both = activations.get("topk_aux").aux_residual(pre.repeat(2, 1, 1), torch.cat([y, y_two]), x.repeat(2, 1, 1))
+    torch.testing.assert_close(both, torch.cat([want, want_two]))
 
 
 def _aux_loss_reference(pre, y, x):
