@@ -31,7 +31,8 @@ def test_train_runs_is_one_fit_per_ratio_with_the_activation(runs):
 
 def test_held_out_rows_are_the_expected_loss_of_each_instance(runs):
     table = symmetry.held_out(runs["relu"], PROBS, n_eval=512)
-    assert list(table.columns) == ["n", "r", "r_real", "m", "p", "loss", "stderr", "steps", "plateau_gain"]
+    assert list(table.columns) == ["n", "r", "r_real", "m", "p", "loss", "stderr", "steps", "plateau_gain",
+                                   "plateau_step", "converged"]
     assert table[["r", "m", "p"]].values.tolist() == [[0.25, 4, 0.1], [0.25, 4, 0.3], [0.5, 8, 0.1], [0.5, 8, 0.3]]
     assert (table["r_real"] == table["m"] / 16).all()
     loss, se = evaluate.expected_loss(runs["relu"][16, 0.5].params, PROBS, n_samples=512)

@@ -132,6 +132,7 @@ def test_plateau_stops_each_instance_on_its_own_loss():
     result = train.fit(cfg, [0.4, 0.02, 0.1], config, seed=seeds, progress=False)
     at = result.plateau_steps
     assert bool((at % 50 == 0).all()) and bool((at >= 200).all()) and len(set(at.tolist())) == 3
+    assert torch.equal(result.met_steps, at) and bool(result.converged().all())
     assert result.history.shape == (config.total_steps, 3) == (3750, 3)
     for i, t in enumerate(at.tolist()):
         assert int(result.steps[i]) == t + math.ceil(t / 4)
@@ -151,6 +152,7 @@ def test_an_instance_that_never_plateaus_anneals_at_the_cap():
     config = train.TrainConfig(n_steps=250, batch=256, plateau=1e-6, check_every=50)
     result = train.fit(cfg, 0.1, config, seed=1, progress=False)
     assert result.plateau_steps.tolist() == [-1] and result.steps.tolist() == [250 + 63]
+    assert result.met_steps.tolist() == [-1] and result.converged().tolist() == [False]
 
 
 def test_no_instance_leaves_the_constant_phase_before_min_steps():
@@ -171,6 +173,8 @@ def test_fixed_steps_have_no_plateau_steps():
     result = train.fit(model.AutoencoderConfig(16, 4), 0.1, train.TrainConfig(n_steps=20, batch=32),
                        progress=False)
     assert result.plateau_steps is None and result.steps.tolist() == [20]
+    assert result.met_steps.tolist() == [-1]         # no criterion run: converged is the end-of-run reading
+    assert result.converged().tolist() == [bool(result.plateau_gain()[0] < train.CONVERGED)]
 
 
 def test_divergence_names_the_instance_and_the_step():

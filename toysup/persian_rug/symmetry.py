@@ -35,32 +35,35 @@ RunKey = tuple[int, float]     # (n, nominal r)
 
 
 def train_runs(n_features: Sequence[int], probs: Sequence[float], ratios: Sequence[float],
-               n_steps: int, *, seed: int, device: str | torch.device = "cpu",
+               schedule: int | TrainConfig, *, seed: int, device: str | torch.device = "cpu",
                activation: str = "relu", cache_root=None,
                progress: bool = True) -> dict[RunKey, TrainResult]:
     """One cached fit per (n, r), instances = ``probs``; keys (n, r) with r the nominal ratio.
 
-    activation: of every model (``model.AutoencoderConfig``): "relu", or "linear" for the same
-    network without the ReLU. Each fit depends only on its own configuration and ``seed``.
+    schedule: Adam steps on the default cosine schedule, or a whole ``TrainConfig`` (e.g. with
+    ``plateau``: each model to the convergence criterion). activation: of every model
+    (``model.AutoencoderConfig``): "relu", or "linear" for the same network without the ReLU. Each
+    fit depends only on its own configuration and ``seed``.
     """
-    return train_sets({"runs": (n_features, probs, ratios, n_steps)}, seed=seed, device=device,
+    return train_sets({"runs": (n_features, probs, ratios, schedule)}, seed=seed, device=device,
                       activation=activation, cache_root=cache_root, progress=progress)["runs"]
 
 
-def train_sets(sets: Mapping[str, tuple[Sequence[int], Sequence[float], Sequence[float], int]], *,
+def train_sets(sets: Mapping[str, tuple[Sequence[int], Sequence[float], Sequence[float], int | TrainConfig]], *,
                seed: int, device: str | torch.device = "cpu", activation: str = "relu",
                cache_root=None, progress: bool = True) -> dict[str, dict[RunKey, TrainResult]]:
-    """``train_runs`` of several grids, name → (n_features, probs, ratios, n_steps), as one list of
+    """``train_runs`` of several grids, name → (n_features, probs, ratios, schedule), as one list of
     fits (``cache.cached_fits``: shared with a helper process, largest first). In a training
     helper (``storage.HELPER_ENV``) the fits another process trained are missing from the result.
     """
     fits, keys = [], []
-    for name, (n_features, probs, ratios, n_steps) in sets.items():
+    for name, (n_features, probs, ratios, schedule) in sets.items():
         checks.probabilities("probs", probs)
+        config = schedule if isinstance(schedule, TrainConfig) else TrainConfig(n_steps=schedule)
         for n in n_features:
             for r in ratios:
                 cfg = AutoencoderConfig(n, hidden_width(n, r), len(probs), activation=activation)
-                fits.append((cfg, list(probs), TrainConfig(n_steps=n_steps)))
+                fits.append((cfg, list(probs), config))
                 keys.append((name, (n, r)))
     with cache.summarised():            # one line for all the grids, not one per model
         results = cache.cached_fits(fits, seed=seed, device=device, root=cache_root, progress=progress)
@@ -76,7 +79,8 @@ def held_out(runs: dict[RunKey, TrainResult], probs: Sequence[float], *,
     """One row per (n, r, p): n, r (nominal), r_real (= m/n), m, p, the held-out loss with its
     standard error (``evaluate.expected_loss`` on n_eval samples), and the steps trained with the
     convergence criterion at the last (``TrainResult.plateau_gain``: the smoothed loss's relative
-    fall over the last quarter of the steps)."""
+    fall over the last quarter of the steps), plateau_step (the step at which it was met, −1 if
+    never or without ``TrainConfig.plateau``) and converged (``TrainResult.converged``)."""
     frames = []
     for (n, r), result in runs.items():
         params = result.params
@@ -85,7 +89,9 @@ def held_out(runs: dict[RunKey, TrainResult], probs: Sequence[float], *,
                                     "m": params.config.d_hidden, "p": list(probs),
                                     "loss": loss.double().numpy(), "stderr": se.double().numpy(),
                                     "steps": result.steps.numpy(),
-                                    "plateau_gain": result.plateau_gain().numpy()}))
+                                    "plateau_gain": result.plateau_gain().numpy(),
+                                    "plateau_step": result.met_steps.numpy(),
+                                    "converged": result.converged().numpy()}))
     return pd.concat(frames, ignore_index=True)
 
 

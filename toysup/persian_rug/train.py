@@ -146,6 +146,20 @@ class TrainResult:
         """(k,) the convergence criterion at each instance's last step (see ``plateau_gain``)."""
         return plateau_gain(self.history, self.steps)
 
+    def converged(self) -> Tensor:
+        """(k,) bool: whether each instance met the criterion. With ``TrainConfig.plateau``: within
+        its cap (``plateau_steps`` ≥ 0). Without: ``plateau_gain()`` < ``CONVERGED`` at its last step,
+        a weak reading after a cosine anneal, which flattens the loss curve either way."""
+        if self.plateau_steps is not None:
+            return self.plateau_steps >= 0
+        return self.plateau_gain() < CONVERGED
+
+    @property
+    def met_steps(self) -> Tensor:
+        """(k,) int64: the step at which each instance met the criterion, −1 if it never did (or was
+        trained without ``TrainConfig.plateau``)."""
+        return self.plateau_steps if self.plateau_steps is not None else torch.full_like(self.steps, -1)
+
 
 def spawn_seeds(seed: int, n_instances: int) -> list[int]:
     """Independent per-instance seeds derived from one seed (numpy SeedSequence)."""

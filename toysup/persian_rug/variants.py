@@ -126,7 +126,7 @@ def train_variants(n_features: int, ratio: float, probs: Sequence[float], n_seed
     dead, row_bound, loss_over_bound, threshold_mean (JumpReLU θ, else NaN), n_kept (TopK, else NaN),
     steps, plateau_gain (the convergence criterion, ``train.TrainResult.plateau_gain``), plateau_step
     (with ``train_config.plateau``: the step at which the criterion was met, −1 if never; else −1) and
-    converged (the criterion met; without ``plateau``: plateau_gain < ``train.CONVERGED`` at the end).
+    converged (``train.TrainResult.converged``).
     """
     m = hidden_width(n_features, ratio)
     inst_probs = [p for _ in range(n_seeds) for p in probs]
@@ -148,8 +148,7 @@ def train_variants(n_features: int, ratio: float, probs: Sequence[float], n_seed
         diag = torch.diagonal(W, dim1=1, dim2=2).numpy()
         dead = stats.dead_fraction(W).numpy()
         theta = fit.params.extra.get("threshold")
-        gain = fit.plateau_gain().numpy()
-        met = fit.plateau_steps.numpy() if fit.plateau_steps is not None else np.full(len(inst_probs), -1)
+        gain, met, converged = fit.plateau_gain().numpy(), fit.met_steps.numpy(), fit.converged().numpy()
         for i, p in enumerate(inst_probs):
             bound = mmse.row_bound(p, diag[i], sigma[i]).mean()
             rows.append(dict(
@@ -159,8 +158,7 @@ def train_variants(n_features: int, ratio: float, probs: Sequence[float], n_seed
                 dead=float(dead[i]), row_bound=float(bound), loss_over_bound=float(loss[i]) / bound,
                 threshold_mean=float(theta[i].mean()) if theta is not None else np.nan,
                 n_kept=kept[i] if kept is not None else np.nan, steps=int(fit.steps[i]),
-                plateau_gain=float(gain[i]), plateau_step=int(met[i]),
-                converged=bool(met[i] >= 0) if fit.plateau_steps is not None else bool(gain[i] < train.CONVERGED)))
+                plateau_gain=float(gain[i]), plateau_step=int(met[i]), converged=bool(converged[i])))
     return pd.DataFrame(rows)
 
 
