@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import matplotlib
@@ -50,6 +51,16 @@ def test_measure_starts_with_the_held_out_columns(runs):
     np.testing.assert_allclose(table["eq5_over_loss_stderr"] / table["eq5_over_loss"],
                                table["stderr"] / table["loss"])
 
+
+def test_measure_leaves_eq5_undefined_for_a_negative_diagonal(runs):
+    """Eq. (5) holds for a ≥ 0 only (theory.symmetric_loss refuses a < 0): a model whose mean diagonal
+    ended negative gets NaN there instead of stopping the page; the other instances keep theirs."""
+    result = runs["relu"][16, 0.5]
+    params = dataclasses.replace(result.params, decoder=result.params.decoder * torch.tensor([-1.0, 1.0])[:, None, None])
+    table = symmetry.measure({(16, 0.5): dataclasses.replace(result, params=params)}, PROBS, seed=0, n_eval=512,
+                             ks_rows=4, ks_samples=50)
+    assert table["a"].iloc[0] < 0 and np.isnan(table["eq5"].iloc[0]) and np.isnan(table["eq5_over_loss"].iloc[0])
+    assert table["eq5"].iloc[1] > 0
 
 def test_linear_baseline_is_v_times_one_minus_r_and_the_authors_formula():
     p, n, m = 0.8, 100, 50
@@ -106,6 +117,21 @@ def test_loss_falls_with_r_allows_the_tolerance_and_names_each_n_p():
     falls = symmetry.loss_falls_with_r(table, tolerance=0.03)
     assert falls.to_dict() == {(64, 0.1): True, (64, 0.2): False}
     assert symmetry.loss_falls_with_r(table, tolerance=0.06).all()
+
+
+def test_grid_orderings_skip_a_point_left_out_of_the_claims():
+    """A model dropped for not converging must leave its point out, not count as a failed ordering
+    (loss_falls_with_r compares the r present; size_drop and small_p_excess use points on both sides)."""
+    table = pd.DataFrame({"n": [64, 64, 64], "p": [0.1] * 3, "r": [0.1, 0.25, 0.45], "loss": [1.0, 0.5, 0.4]})
+    assert symmetry.loss_falls_with_r(table.drop(index=1)).to_dict() == {(64, 0.1): True}
+    rows = [(n, r, p) for n in (64, 256) for r in (0.1, 0.25) for p in (0.05, 0.4)]
+    grid = pd.DataFrame(rows, columns=["n", "r", "p"])
+    grid["delta_diag"] = np.where(grid["n"] == 64, 4.0, 1.0)
+    grid["lyapunov"] = np.where(grid["p"] == 0.05, 2.0, 1.0)
+    grid["ks_reject_fraction"] = 0.1
+    kept = grid.drop(index=grid.index[(grid["n"] == 256) & (grid["r"] == 0.1) & (grid["p"] == 0.05)])
+    assert symmetry.diagonal_drop(kept).to_dict() == {(0.05, 0.25): 4.0, (0.4, 0.1): 4.0, (0.4, 0.25): 4.0}
+    assert symmetry.small_p_excess(kept) == (1.0, 1.0)          # over the three (n, r) with both p
 
 
 def test_a_centred_heat_map_puts_the_centre_in_the_middle_of_the_colour_scale():

@@ -8,8 +8,8 @@ held-out loss and standard error; ``measure`` adds every statistic of ``stats.sy
 and Eq. (5) evaluated at the measured (a, b̃, σ); ``add_linear_baseline`` adds the linear optimum
 v(p)(1-r) and the authors' code formula (R12). ``transform_table`` applies ``transforms`` and records
 the loss change on shared samples (``evaluate.loss_change``); ``transform_decay`` follows that
-change with n. ``at_point`` selects the rows of one (p, r) by size; ``diagonal_drop`` and
-``small_p_excess`` are the grid orderings of R3a and R5, ``loss_falls_with_r`` that of R1 (a).
+change with n. ``at_point`` selects the rows of one (p, r) by size; ``size_drop`` (and its
+R3a case ``diagonal_drop``) and ``small_p_excess`` are the grid orderings of R3a, R4 and R5, ``loss_falls_with_r`` that of R1 (a).
 
 Figures: ``heatmaps`` draws one panel per n over (p, r) with a shared colour scale (the paper's
 Figs. 3-6 layout); ``trend_lines``/``trend_figure`` draw statistics against n at reference points;
@@ -98,7 +98,8 @@ def held_out(runs: dict[RunKey, TrainResult], probs: Sequence[float], *,
 def measure(runs: dict[RunKey, TrainResult], probs: Sequence[float], *, seed: int, n_eval: int,
             ks_rows: int = 200, ks_samples: int = 1000) -> pd.DataFrame:
     """The columns of ``held_out`` (one row per (n, r, p)), then the symmetry statistics, eq5 (Eq. 5
-    at the measured a, b̃, σ), eq5_over_loss and its standard error eq5_over_loss_stderr (from the
+    at the measured a, b̃, σ; NaN where the mean diagonal a < 0, outside Eq. 5's domain: a model with
+    m = 3 features at n = 64 can end there), eq5_over_loss and its standard error eq5_over_loss_stderr (from the
     loss's)."""
     frames = []
     for (n, r), result in runs.items():
@@ -110,7 +111,7 @@ def measure(runs: dict[RunKey, TrainResult], probs: Sequence[float], *, seed: in
                                                 ks_rows=ks_rows, ks_samples=ks_samples))
     out = pd.concat([held_out(runs, probs, n_eval=n_eval), pd.concat(frames, ignore_index=True)],
                     axis=1)
-    out["eq5"] = [theory.symmetric_loss(row.a, row.eff_bias, row.sigma, row.p)
+    out["eq5"] = [theory.symmetric_loss(row.a, row.eff_bias, row.sigma, row.p) if row.a >= 0 else np.nan
                   for row in out.itertuples()]
     out["eq5_over_loss"] = out["eq5"] / out["loss"]
     out["eq5_over_loss_stderr"] = out["eq5"] * out["stderr"] / out["loss"] ** 2
@@ -129,10 +130,14 @@ def add_optimum(table: pd.DataFrame) -> pd.DataFrame:
 
 def loss_falls_with_r(table: pd.DataFrame, tolerance: float = 0.03) -> pd.Series:
     """R1 (a) per (n, p): whether the held-out loss is non-increasing in r within ``tolerance`` (no
-    step up in r raises it by more than that fraction). table: one row per (n, r, p) with "loss"."""
+    step up in r raises it by more than that fraction). table: one row per (n, r, p) with "loss"; a
+    missing (n, r, p) (a model left out of the claims) is skipped, the steps join the r present."""
     loss = table.pivot_table(index=["n", "p"], columns="r", values="loss")
-    rise = loss.diff(axis=1).iloc[:, 1:].to_numpy() / loss.iloc[:, :-1].to_numpy()
-    return pd.Series((rise <= tolerance).all(axis=1), index=loss.index, name="loss falls with r")
+
+    def falls(row: pd.Series) -> bool:
+        values = row.dropna().to_numpy()
+        return bool((np.diff(values) / values[:-1] <= tolerance).all())
+    return loss.apply(falls, axis=1).rename("loss falls with r")
 
 
 def add_linear_baseline(table: pd.DataFrame) -> pd.DataFrame:
@@ -216,20 +221,27 @@ def transform_decay(table: pd.DataFrame, names: Sequence[str], *, small: int,
     return pd.DataFrame(out)
 
 
-def diagonal_drop(grid: pd.DataFrame) -> pd.Series:
-    """Δdiag at the smallest grid n over Δdiag at the largest, per (p, r) with p ≥ 0.05 and r ≤ 0.45
-    (R3a's points); > 1 where the spread falls with n."""
-    sel = grid[(grid["p"] >= 0.05) & (grid["r"] <= 0.45)]
+def size_drop(grid: pd.DataFrame, column: str, *, max_ratio: float = 1.0) -> pd.Series:
+    """``column`` at the smallest grid n over ``column`` at the largest, per (p, r) with p ≥ 0.05 and
+    r ≤ ``max_ratio``; > 1 where it falls with n. A (p, r) missing at either size (a model left out of
+    the claims) is left out."""
+    sel = grid[(grid["p"] >= 0.05) & (grid["r"] <= max_ratio)]
     small, big = sel["n"].min(), sel["n"].max()
-    return (sel[sel["n"] == small].set_index(["p", "r"])["delta_diag"]
-            / sel[sel["n"] == big].set_index(["p", "r"])["delta_diag"])
+    return (sel[sel["n"] == small].set_index(["p", "r"])[column]
+            / sel[sel["n"] == big].set_index(["p", "r"])[column]).dropna()
+
+
+def diagonal_drop(grid: pd.DataFrame) -> pd.Series:
+    """R3a's ``size_drop``: Δdiag at the smallest grid n over the largest, at p ≥ 0.05, r ≤ 0.45."""
+    return size_drop(grid, "delta_diag", max_ratio=0.45)
 
 
 def small_p_excess(grid: pd.DataFrame, low: float = 0.05, high: float = 0.4) -> tuple[float, float]:
     """R5's orderings over the grid's (n, r): the fraction where Λ at p = ``low`` exceeds Λ at
-    p = ``high``, and the fraction where the KS rejection fraction at ``low`` is at least that at ``high``."""
+    p = ``high``, and the fraction where the KS rejection fraction at ``low`` is at least that at ``high``;
+    over the (n, r) that have both (a model left out of the claims leaves its (n, r) out)."""
     by_p = grid.set_index(["n", "r", "p"])
-    at_low, at_high = by_p.xs(low, level="p"), by_p.xs(high, level="p")
+    at_low, at_high = by_p.xs(low, level="p").align(by_p.xs(high, level="p"), join="inner")
     return (float((at_low["lyapunov"] > at_high["lyapunov"]).mean()),
             float((at_low["ks_reject_fraction"] >= at_high["ks_reject_fraction"]).mean()))
 
