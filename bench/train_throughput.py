@@ -37,9 +37,13 @@ Sections (each prints one table; times are the fastest of ``--repeats`` timed ru
               (r = 1/4, batch 512, p = 0.02, 0.05, 0.1, 0.2 × 2 seeds = 8 instances) at n = 256 and
               512, and TopK's mask (``activations.topk_mask``, one unsorted topk per distinct K)
               against one sorted topk of the largest K for all instances, on a (4, 512, 512) block.
+  compile     ms per loss-and-gradients call of the ReLU model from a model trained 1,000 steps (k copies):
+              ``model.loss_and_grads`` (the sparse paths as chosen) against ``torch.compile`` of one
+              dense step (forward, mask, the same four gradients; inductor fuses the elementwise
+              passes), with the compile time and the largest relative difference of the gradients.
 
 Run:  .venv/bin/python bench/train_throughput.py [throughput profile blocks input transpose allocator target
-      plateau activations] [--threads 2]
+      plateau activations compile] [--threads 2]
 """
 import argparse
 import math
@@ -374,11 +378,46 @@ def activation_steps(args: argparse.Namespace) -> None:
           f"one sorted topk {1e3 * single:.1f} ms (the same mask)")
 
 
+def dense_relu_step(x: torch.Tensor, enc: torch.Tensor, dec: torch.Tensor, b: torch.Tensor):
+    """Loss (k,) and (∂E, ∂W_out, ∂b) of the ReLU model on a dense x (k, batch, n), every product a bmm:
+    the formulas of ``model.loss_and_grads`` written for ``torch.compile`` (no data-dependent paths)."""
+    scale = 2.0 / (x.shape[1] * x.shape[2])
+    h = torch.bmm(x, enc)
+    y = torch.relu(torch.baddbmm(b[:, None, :], h, dec.transpose(1, 2)))
+    diff = y - x
+    g = torch.where(y > 0, diff, 0.0) * scale
+    return ((diff * diff).sum(dim=(1, 2)) * scale / 2, torch.bmm(x.transpose(1, 2), torch.bmm(g, dec)),
+            torch.bmm(g.transpose(1, 2), h), g.sum(dim=1))
+
+
+def compiled_step(args: argparse.Namespace) -> None:
+    print(f"\n## compile: ms per loss-and-gradients call, ReLU, p = {P}, r = {RATIO}, batch {BATCH}, "
+          f"k = {args.many} copies of a model trained 1,000 steps")
+    print(f"{'n':>5} {'hand-written':>12} {'compiled':>9} {'hand/compiled':>13} {'compile s':>9} {'max rel diff':>12}")
+    step = torch.compile(dense_relu_step, dynamic=False)
+    for n in args.sizes:
+        params = fit_run(n, 1, 1000)().params.select([0] * args.many)
+        gens = data.make_generators(list(range(args.many)), params.b.device)
+        batches = [data.sample_sparse(torch.full((args.many,), P, dtype=torch.float64), BATCH, n, gens)
+                   for _ in range(4)]
+
+        def fused(batch: data.SparseBatch):
+            return step(batch.dense().transpose(0, 1).contiguous(), params.encoder, params.decoder, params.b)
+        tic = time.perf_counter()
+        fused(batches[0])
+        compile_s = time.perf_counter() - tic
+        loss, (g_enc, g_dec, g_b) = model.loss_and_grads(params, batches[0])
+        diff = max(float((a - c).abs().max() / a.abs().max())
+                   for a, c in zip((loss, g_enc, g_dec, g_b), fused(batches[0])))
+        hand = fastest(lambda: [model.loss_and_grads(params, bt) for bt in batches], args.repeats) / len(batches)
+        comp = fastest(lambda: [fused(bt) for bt in batches], args.repeats) / len(batches)
+        print(f"{n:>5} {1e3 * hand:>12.2f} {1e3 * comp:>9.2f} {hand / comp:>13.2f} {compile_s:>9.1f} {diff:>12.1e}")
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sections", nargs="*", default=["throughput", "profile"],
                         choices=["throughput", "profile", "blocks", "input", "transpose", "allocator", "target",
-                                 "plateau", "activations"])
+                                 "plateau", "activations", "compile"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -401,7 +440,7 @@ def main() -> None:
                 "blocks": lambda: blocks(args), "input": lambda: input_paths(args),
                 "transpose": lambda: transpose_paths(args), "allocator": lambda: allocation(args),
                 "target": lambda: target(args), "plateau": lambda: plateau(args),
-                "activations": lambda: activation_steps(args)}
+                "activations": lambda: activation_steps(args), "compile": lambda: compiled_step(args)}
     for name in args.sections:
         sections[name]()
 
