@@ -413,6 +413,7 @@ def compiled_step(args: argparse.Namespace) -> None:
         comp = fastest(lambda: [fused(bt) for bt in batches], args.repeats) / len(batches)
         print(f"{n:>5} {1e3 * hand:>12.2f} {1e3 * comp:>9.2f} {hand / comp:>13.2f} {compile_s:>9.1f} {diff:>12.1e}")
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sections", nargs="*", default=["throughput", "profile"],

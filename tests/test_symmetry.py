@@ -62,6 +62,7 @@ def test_measure_leaves_eq5_undefined_for_a_negative_diagonal(runs):
     assert table["a"].iloc[0] < 0 and np.isnan(table["eq5"].iloc[0]) and np.isnan(table["eq5_over_loss"].iloc[0])
     assert table["eq5"].iloc[1] > 0
 
+
 def test_linear_baseline_is_v_times_one_minus_r_and_the_authors_formula():
     p, n, m = 0.8, 100, 50
     v = p / 3 - p * p / 4
@@ -133,6 +134,16 @@ def test_grid_orderings_skip_a_point_left_out_of_the_claims():
     assert symmetry.diagonal_drop(kept).to_dict() == {(0.05, 0.25): 4.0, (0.4, 0.1): 4.0, (0.4, 0.25): 4.0}
     assert symmetry.small_p_excess(kept) == (1.0, 1.0)          # over the three (n, r) with both p
 
+
+def test_convergence_budget_counts_only_the_steps_of_converged_models():
+    """Fails if a model at the cap (plateau_step −1) entered the median or maximum of the steps at which
+    the criterion was met, or if the groups were mixed up."""
+    table = pd.DataFrame({"r": [0.25, 0.25, 0.25, 0.5], "plateau_step": [1000, 3000, -1, 2000],
+                          "converged": [True, True, False, True], "steps": [1250, 3750, 10000, 2500]})
+    budget = symmetry.convergence_budget(table, "r")
+    assert budget.loc[0.25].to_dict() == {"models": 3, "converged": 2, "median_met": 2000.0, "max_met": 3000.0,
+                                          "max_steps": 10000}
+    assert budget.loc[0.5, "median_met"] == 2000.0
 
 def test_a_centred_heat_map_puts_the_centre_in_the_middle_of_the_colour_scale():
     table = pd.DataFrame({"n": [64] * 4, "p": [0.1, 0.2] * 2, "r": [0.25, 0.25, 0.45, 0.45],

@@ -8,8 +8,10 @@ held-out loss and standard error; ``measure`` adds every statistic of ``stats.sy
 and Eq. (5) evaluated at the measured (a, b̃, σ); ``add_linear_baseline`` adds the linear optimum
 v(p)(1-r) and the authors' code formula (R12). ``transform_table`` applies ``transforms`` and records
 the loss change on shared samples (``evaluate.loss_change``); ``transform_decay`` follows that
-change with n. ``at_point`` selects the rows of one (p, r) by size; ``size_drop`` (and its
-R3a case ``diagonal_drop``) and ``small_p_excess`` are the grid orderings of R3a, R4 and R5, ``loss_falls_with_r`` that of R1 (a).
+change with n. ``at_point`` selects the rows of one (p, r) by size; ``size_drop`` (and its R3a
+case ``diagonal_drop``) and ``small_p_excess`` are the grid orderings of R3a, R4 and R5,
+``loss_falls_with_r`` that of R1 (a). ``convergence_budget`` summarises the steps the convergence
+criterion chose (chapters 1, 2 and 4).
 
 Figures: ``heatmaps`` draws one panel per n over (p, r) with a shared colour scale (the paper's
 Figs. 3-6 layout); ``trend_lines``/``trend_figure`` draw statistics against n at reference points;
@@ -98,9 +100,9 @@ def held_out(runs: dict[RunKey, TrainResult], probs: Sequence[float], *,
 def measure(runs: dict[RunKey, TrainResult], probs: Sequence[float], *, seed: int, n_eval: int,
             ks_rows: int = 200, ks_samples: int = 1000) -> pd.DataFrame:
     """The columns of ``held_out`` (one row per (n, r, p)), then the symmetry statistics, eq5 (Eq. 5
-    at the measured a, b̃, σ; NaN where the mean diagonal a < 0, outside Eq. 5's domain: a model with
-    m = 3 features at n = 64 can end there), eq5_over_loss and its standard error eq5_over_loss_stderr (from the
-    loss's)."""
+    at the measured a, b̃, σ; NaN where the mean diagonal a < 0, outside Eq. 5's domain: a model
+    with m = 3 features at n = 64 can end there), eq5_over_loss and its standard error
+    eq5_over_loss_stderr (from the loss's)."""
     frames = []
     for (n, r), result in runs.items():
         params = result.params
@@ -117,6 +119,16 @@ def measure(runs: dict[RunKey, TrainResult], probs: Sequence[float], *, seed: in
     out["eq5_over_loss_stderr"] = out["eq5"] * out["stderr"] / out["loss"] ** 2
     return out
 
+
+def convergence_budget(table: pd.DataFrame, by: str | list[str]) -> pd.DataFrame:
+    """Per group of ``by``: models, converged (how many met the criterion), median_met and max_met
+    (the steps at which the converged ones met it) and max_steps (the most steps any trained, anneal
+    included). table: one row per model with the columns plateau_step, converged and steps of
+    ``held_out``."""
+    met = table["plateau_step"].where(table["converged"])
+    return table.assign(met=met).groupby(by, sort=False).agg(
+        models=("converged", "size"), converged=("converged", "sum"), median_met=("met", "median"),
+        max_met=("met", "max"), max_steps=("steps", "max"))
 
 def add_optimum(table: pd.DataFrame) -> pd.DataFrame:
     """Adds L_star = L*(p, r) (Eq. 8, nominal r) and loss_over_Lstar; one optimisation per (p, r)."""
