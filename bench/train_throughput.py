@@ -15,8 +15,8 @@ Sections (each prints one table; times are the fastest of ``--repeats`` timed ru
               steps have f ≈ 0.5, so ``model.sparse_output`` keeps the backward dense; the columns
               "trained" and "trained loop" time the same step (``train._blocked_step`` and Adam) from
               a model trained 1,000 steps (k copies of it), where f is the f shown and the sparse
-              backward runs wherever ``model.sparse_output`` chooses it (m ≥ 256 and f below the
-              machine's measured crossover, ``calibrate.crossover``, printed first).
+              backward runs wherever ``model.sparse_output`` chooses it (f below the machine's
+              measured crossover for the block's shape, ``calibrate.thresholds``, printed when measured).
   profile     one step's parts at n = 1024 after 1,000 steps: sampling, the sparse encoder, the dense
               and the sparse backward products (compacting the active outputs, embedding_bag).
   blocks      ms per model-step against the instances per block, n = 64…2048, p = 0.045 and 0.2: where
@@ -25,8 +25,8 @@ Sections (each prints one table; times are the fastest of ``--repeats`` timed ru
               at n = 256…2048, r = 0.05, 0.25 and 0.5, p = 0.01…0.4, one instance: where the thresholds
               DENSE_INPUT and DENSE_INPUT_LARGE (the densities above which the dense path runs) come from.
   transpose   ms per diag(x)ᵀ·∂h, the sparse path's encoder gradient, from the sorted entries against
-              one bmm on the dense x, n = 64…2048, r = 0.1 and 0.25, p = 0.01…0.1: where
-              TRANSPOSE_SCALE and TRANSPOSE_WIDTH (the density above which the bmm runs) come from.
+              one bmm on the dense x, n = 64…2048, r = 0.1 and 0.25, p = 0.01…0.1, against the path
+              that the machine's measured crossover (``calibrate.thresholds``) chooses.
   allocator   ms per model-step and minor page faults per step of ``fit``, with glibc's malloc defaults
               and with ``allocator.retain_freed_memory`` (each in a fresh process), n = 256…2048.
   target      wall time for the held-out loss that ``fit``'s default (3,000 steps) reaches, with the
@@ -58,7 +58,7 @@ import torch
 
 from toysup import allocator
 from toysup.persian_rug import activations as acts
-from toysup.persian_rug import calibrate, data, evaluate, model, train
+from toysup.persian_rug import data, evaluate, model, train
 
 P, RATIO, BATCH = 0.045, 0.25, 1024
 
@@ -247,9 +247,9 @@ def input_paths(args: argparse.Namespace) -> None:
 def transpose_paths(args: argparse.Namespace) -> None:
     """The sparse path's encoder gradient diag(x)ᵀ·∂h: from the sorted entries (``SparseBatch.t_times``)
     against one bmm on the dense x, each on a fresh batch (the forward pass's ``block_rows`` built,
-    as in training); where ``model.TRANSPOSE_SCALE`` and ``TRANSPOSE_WIDTH`` come from."""
+    as in training), and the path that ``model.dense_transpose`` chooses."""
     print(f"\n## transpose: ms per diag(x)ᵀ·∂h (batch {BATCH}, one block of k instances); the bmm runs above "
-          f"a density of {model.TRANSPOSE_SCALE}·m/(m + {model.TRANSPOSE_WIDTH})")
+          "the machine's measured density d* for the block's shape (calibrate.thresholds)")
     print(f"{'n':>5} {'m':>4} {'k':>2} {'p':>5} {'entries':>8} {'bmm':>8} {'entries/bmm':>11} {'chosen':>7}")
     for n, k in ((64, 8), (256, 8), (512, 4), (1024, 2), (2048, 1)):
         for ratio in (0.1, RATIO):
@@ -436,7 +436,6 @@ def main() -> None:
         return
     peak = matmul_peak()
     print(f"torch {torch.__version__}, {args.threads} threads, matmul peak {peak:.0f} GFLOP/s")
-    calibrate.crossover(torch.device("cpu"))
     sections = {"throughput": lambda: throughput(args, peak), "profile": lambda: profile(args),
                 "blocks": lambda: blocks(args), "input": lambda: input_paths(args),
                 "transpose": lambda: transpose_paths(args), "allocator": lambda: allocation(args),

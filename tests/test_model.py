@@ -23,22 +23,24 @@ def test_hand_written_gradients_match_autograd(tied, activation, dense, dense_gr
     _assert_matches_autograd(params, batch, dense=dense, sparse_grad=sparse_grad, dense_grad=dense_grad)
 
 
-def test_the_encoder_gradient_goes_dense_above_a_density_that_grows_with_m():
+def test_the_encoder_gradient_goes_dense_above_the_machines_density_at_m(monkeypatch):
+    """dense_transpose compares the batch's density with d* at the model's width (a stand-in
+    measurement here: d* 0.01 at m = 16, 0.5 at m = 512)."""
+    monkeypatch.setattr(calibrate, "thresholds",
+                        lambda device, k, batch, n, m: calibrate.Thresholds(0.2, 0.01 if m == 16 else 0.5))
     gens = data.make_generators([0], CPU)
     batch = data.sample_sparse(torch.tensor([0.05]), 400, 200, gens)
-    density = batch.values.numel() / (400 * 200)
-    rule = [model.TRANSPOSE_SCALE * m / (m + model.TRANSPOSE_WIDTH) for m in (16, 512)]
-    assert rule[0] < density < rule[1]          # the sizes below straddle the sample's density
+    assert 0.01 < batch.values.numel() / (400 * 200) < 0.5
     assert model.dense_transpose(batch, 16) and not model.dense_transpose(batch, 512)
 
 
 def test_a_negative_bias_takes_the_sparse_backward_products_and_keeps_the_gradients(monkeypatch):
     """At a bias of -0.3 few outputs are on: the rule picks g's non-zero entries, and the gradients
     still match autograd (they would not if an entry were dropped or placed in the wrong row)."""
-    _, params, batch = _setup(False, "relu", k=2, n=300, m=model.SPARSE_OUTPUT_WIDTH)
+    _, params, batch = _setup(False, "relu", k=2, n=300, m=64)
     params = model.AutoencoderParams(params.config, params.encoder, params.decoder,
                                      torch.full_like(params.b, -0.3))
-    monkeypatch.setattr(calibrate, "crossover", lambda device: 0.18)     # the AMD EPYC's
+    monkeypatch.setattr(calibrate, "thresholds", lambda device, k, batch, n, m: calibrate.Thresholds(0.18, 0.1))
     chosen, rule = [], model.sparse_output
     monkeypatch.setattr(model, "sparse_output", lambda g, m: chosen.append(rule(g, m)) or chosen[-1])
     _assert_matches_autograd(params, batch)
@@ -46,13 +48,17 @@ def test_a_negative_bias_takes_the_sparse_backward_products_and_keeps_the_gradie
 
 
 def test_the_backward_rule_follows_the_fraction_of_outputs_on_against_the_machines_crossover(monkeypatch):
-    monkeypatch.setattr(calibrate, "crossover", lambda device: 0.1)
+    """Below f* the entries, above it the bmm; f is counted on the first samples of each instance
+    (COUNTED_ENTRIES), so outputs on in later samples only do not count."""
+    monkeypatch.setattr(model, "COUNTED_ENTRIES", 2 * 10 * 50)        # the first 10 samples of each
+    monkeypatch.setattr(calibrate, "thresholds", lambda device, k, batch, n, m: calibrate.Thresholds(0.1, 0.1))
     g = torch.zeros(2, 100, 50)
-    g.view(-1)[:int(0.1 * g.numel()) - 1] = 1.0
-    assert model.sparse_output(g, model.SPARSE_OUTPUT_WIDTH)
-    assert not model.sparse_output(g, model.SPARSE_OUTPUT_WIDTH - 1)     # narrow models: never
-    g.view(-1)[:int(0.1 * g.numel()) + 1] = 1.0
-    assert not model.sparse_output(g, model.SPARSE_OUTPUT_WIDTH)
+    g[0, :10].view(-1)[:99] = 1.0                                     # 99 of the 1,000 counted on
+    assert model.sparse_output(g, 64)
+    g[:, 10:] = 1.0                                                   # all samples after them on
+    assert model.sparse_output(g, 64)
+    g[0, :10].view(-1)[:101] = 1.0
+    assert not model.sparse_output(g, 64)
 
 
 def _assert_matches_autograd(params, batch, **path):

@@ -104,6 +104,13 @@ def test_figures_have_one_panel_per_item(runs):
     assert len(symmetry.loss_vs_ratio(sweep).axes) == len(PROBS)
     with pytest.raises(ValueError, match="one n"):
         symmetry.loss_vs_ratio(sweep.assign(n=[16, 32] * 4))
+    relu = sweep[sweep["activation"] == "relu"]
+    by_r = symmetry.loss_slices(relu, "r", reference=relu.assign(n=32))
+    assert len(by_r.axes) == len(PROBS)
+    assert len(by_r.axes[0].containers) == 2               # one error-bar series per n (16, hollow 32)
+    assert len(symmetry.loss_slices(relu, "p").axes) == 2  # r = 0.25, 0.5
+    with pytest.raises(ValueError, match="along"):
+        symmetry.loss_slices(relu, "n")
     W, b = torch.eye(40) + 0.01, -0.1 * torch.ones(40)
     assert len(symmetry.weight_block(W, b).axes) == 2           # the matrix and its colour bar
     assert len(symmetry.weight_histograms(W).axes) == 2

@@ -99,7 +99,7 @@ class SparseBatch:
         """The same for the transpose: rows, where each of its k·n rows starts, values."""
         row, col = self.block_rows
         small = self.n_instances * self.n_features < 2 ** 31
-        order = torch.sort(col.to(torch.int32) if small else col, stable=True).indices  # int32: ~2x faster
+        order = stable_order(col.to(torch.int32) if small else col)   # int32: ~2x faster
         return (row.index_select(0, order), _starts(col.index_select(0, order),
                                                     self.n_instances * self.n_features),
                 self.values.index_select(0, order))
@@ -122,6 +122,26 @@ class SparseBatch:
 def _weighted_rows(index: Tensor, dense: Tensor, starts: Tensor, values: Tensor) -> Tensor:
     """Σ over the entries of each output row of values · dense[index] (see above)."""
     return torch.nn.functional.embedding_bag(index, dense, starts, mode="sum", per_sample_weights=values)
+
+
+# torch's CPU sort is a radix sort from 32,768 entries on (its grain size) and a comparison sort below:
+# 1.66 ms for 32,767 int32 keys, 0.14 ms for 32,768 (torch 2.13, one thread, an AMD EPYC). Padding a
+# shorter key vector with keys past every real one to that length gives the same stable order 3-12x
+# faster: from about RADIX_PAD entries on, where the comparison sort costs more than the radix sort of
+# RADIX_MIN (0.13 ms): 0.12 ms for 4,096 keys, 0.31 for 8,000, 0.93 for 20,000.
+RADIX_MIN = 32768
+RADIX_PAD = 5000
+
+
+def stable_order(key: Tensor) -> Tensor:
+    """The permutation that sorts the 1-D integer ``key`` stably (``torch.sort(key, stable=True)``'s
+    indices), short vectors padded to ``RADIX_MIN`` entries on the CPU (see above)."""
+    n = key.numel()
+    if key.device.type != "cpu" or not RADIX_PAD <= n < RADIX_MIN:
+        return torch.sort(key, stable=True).indices
+    past = int(key.max()) + 1 if n else 0
+    padded = torch.cat([key, key.new_full((RADIX_MIN - n,), past)])
+    return torch.sort(padded, stable=True).indices[:n]
 
 
 def _starts(row: Tensor, n_rows: int) -> Tensor:

@@ -215,40 +215,35 @@ DENSE_INPUT_LARGE = 0.15    # the threshold from n = LARGE_INPUT features on
 LARGE_INPUT = 256
 
 
-# Below SPARSE_OUTPUT_WIDTH hidden units the backward products never take g's non-zero entries: the
-# gain (at most 20 % of the two products at f = 0.08, m = 128, on the CPU where the entries win most)
-# does not pay for counting the entries every step. From there on the fraction below which they are
-# faster is measured once per machine (``calibrate.crossover``: about 0.2 on an AMD EPYC, 0.06 on an
-# Intel Xeon). With a negative bias a ReLU model's f falls from about 0.5 at initialisation to about p
-# plus its false positives.
-SPARSE_OUTPUT_WIDTH = 256
-
-
-# On the sparse input path the encoder's gradient diag(x)ᵀ·∂h needs the batch's entries grouped by
-# feature: a sort costing about 30 ns per entry whatever m, while the same product as one bmm on the dense
-# x costs about 0.6 + 0.013·m ns per (sample, feature). So above a density that grows with m the dense
-# bmm wins, even where the forward product is still faster sparse. Measured on an Intel Xeon, one thread,
-# batch 1024, m = 6…512 at p = 0.01…0.1 (bench/train_throughput.py, section "transpose"): the two
-# crossed near p = 0.01 at m ≤ 16, 0.05 at m = 51–64, 0.07 at m = 102–128 and 0.1 at m = 204–512;
-# TRANSPOSE_SCALE·m / (m + TRANSPOSE_WIDTH) picks the faster of the two at 38 of the 40 points measured
-# (the other two: within 20 %).
-TRANSPOSE_SCALE = 0.12
-TRANSPOSE_WIDTH = 120
+# Which backward products run is measured once per machine and block shape (``calibrate.thresholds``):
+# the fraction f* of g's non-zero entries below which gᵀh and g·W_out are faster from those entries, and
+# the density d* below which the sparse path's encoder gradient diag(x)ᵀ·∂h is faster from the batch's
+# entries sorted by feature than as one bmm on the dense x; both grow with m and differ between CPUs
+# (2-3x between an AMD EPYC and an Intel Xeon). With a negative bias a ReLU model's f falls from about
+# 0.5 at initialisation to about p plus its false positives. f is counted on the first COUNTED_ENTRIES
+# entries' worth of samples of each instance (samples are i.i.d., so at f = 0.08 the estimate's standard
+# deviation is about 0.001): 0.02 ms, where counting all of g took 0.5-1.1 ms at 2^20-2^21 entries
+# (4-8 % of a step; one thread, an AMD EPYC).
+COUNTED_ENTRIES = 2 ** 16
 
 
 def dense_transpose(batch: SparseBatch, d_hidden: int) -> bool:
-    """Whether the sparse path's encoder gradient is one bmm on the dense x (see TRANSPOSE_SCALE):
-    the batch's density above TRANSPOSE_SCALE·m / (m + TRANSPOSE_WIDTH)."""
+    """Whether the sparse path's encoder gradient is one bmm on the dense x: the batch's density
+    above the machine's d* for its shape (``calibrate.thresholds``)."""
     total = batch.n_instances * batch.batch * batch.n_features
-    return batch.values.numel() > TRANSPOSE_SCALE * d_hidden / (d_hidden + TRANSPOSE_WIDTH) * total
+    crossover = calibrate.thresholds(batch.values.device, batch.n_instances, batch.batch, batch.n_features,
+                                     d_hidden).transpose
+    return batch.values.numel() > crossover * total
 
 
 def sparse_output(g: Tensor, d_hidden: int) -> bool:
-    """Whether the backward products take g's non-zero entries (see SPARSE_OUTPUT_WIDTH): g (k, batch, n)."""
-    if d_hidden < SPARSE_OUTPUT_WIDTH:
-        return False
-    # g.bool().sum(): 10x faster than torch.count_nonzero here
-    return int(g.bool().sum()) < calibrate.crossover(g.device) * g.numel()
+    """Whether the backward products take g's non-zero entries: their fraction, counted on the first
+    samples of each instance (``COUNTED_ENTRIES``), below the machine's f* for the block's shape
+    (``calibrate.thresholds``). g (k, batch, n)."""
+    crossover = calibrate.thresholds(g.device, *g.shape, d_hidden).output
+    counted = g[:, :max(1, COUNTED_ENTRIES // (g.shape[0] * g.shape[2]))]
+    # .bool().sum(): 10x faster than torch.count_nonzero here
+    return int(counted.bool().sum()) < crossover * counted.numel()
 
 
 def dense_threshold(n_features: int) -> float:

@@ -462,3 +462,52 @@ def loss_vs_ratio(table: pd.DataFrame) -> Figure:
     axes[0][0].set_ylabel("held-out loss $L$ (per feature)")
     axes[0][-1].legend(frameon=False, fontsize=7)
     return fig
+
+
+def loss_slices(table: pd.DataFrame, along: str, *, reference: pd.DataFrame | None = None) -> Figure:
+    """The paper's two loss figures (spec R9): the held-out loss against r, one panel per p
+    (``along="r"``), or against p, one panel per nominal r (``along="p"``): one marker series per
+    n with its standard errors, the symmetric optimum L* (Eq. 8) dashed and the linear optimum
+    v(p)(1 − r) dotted. reference: rows of other models (same columns) drawn hollow where their p (or r)
+    is a panel's, labelled "(fixed schedule)". table: ``held_out`` rows (n, r, r_real, p, loss, stderr)."""
+    if along not in ("r", "p"):
+        raise ValueError(f"along must be 'r' or 'p', got {along!r}")
+    panel = "p" if along == "r" else "r"
+    x = "r_real" if along == "r" else "p"
+    values = sorted(table[panel].unique())
+    fig, axes = plt.subplots(1, len(values), figsize=(2.8 * len(values) + 1.8, 3.3), squeeze=False,
+                             layout="constrained")
+    sizes = sorted(set(table["n"]) | (set() if reference is None else set(reference["n"])))
+    colors = dict(zip(sizes, plotting.CYCLE))
+    for ax, value in zip(axes[0], values):
+        for frame, hollow in ((table, False), (reference, True)):
+            if frame is None:
+                continue
+            for n, group in frame[np.isclose(frame[panel], value)].groupby("n"):
+                group = group.sort_values(x)
+                ax.errorbar(group[x], group["loss"], yerr=group["stderr"], fmt="o" if not hollow else "s",
+                            ms=4, color=colors[n], mfc="none" if hollow else colors[n],
+                            label=f"n = {n}" + (" (fixed schedule)" if hollow else ""))
+        if along == "r":
+            line = np.linspace(0.02, 0.95, 40)
+            ax.plot(line, theory.optimal_symmetric_loss(value, line).loss, "--", color="black", lw=1.2,
+                    label="symmetric optimum $L^*$")
+            ax.plot(line, theory.linear_loss(value, line), ":", color=plotting.OKABE_ITO["blue"],
+                    label="linear optimum $v(p)(1-r)$")
+            ax.set(xlabel="ratio $r = m/n$", title=f"loss at p = {value:g}")
+        else:
+            line = np.geomspace(min(table["p"]), max(table["p"]), 40)
+            ax.plot(line, theory.optimal_symmetric_loss(line, value).loss, "--", color="black", lw=1.2,
+                    label="symmetric optimum $L^*$")
+            ax.plot(line, theory.linear_loss(line, value), ":", color=plotting.OKABE_ITO["blue"],
+                    label="linear optimum $v(p)(1-r)$")
+            ax.set(xscale="log", yscale="log", xlabel="feature probability $p$", title=f"loss at r = {value:g}")
+            probs = sorted(table["p"].unique())
+            ax.set_xticks(probs, [f"{p:g}" for p in probs], minor=False)
+            ax.set_xticks([], minor=True)
+    axes[0][0].set_ylabel("held-out loss $L$ (per feature)")
+    entries = {}                      # every panel's series once (the hollow ones sit on some panels only)
+    for ax in axes[0]:
+        entries.update(zip(*reversed(ax.get_legend_handles_labels())))
+    fig.legend(entries.values(), entries.keys(), loc="outside right upper", frameon=False, fontsize=7)
+    return fig
