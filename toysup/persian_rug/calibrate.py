@@ -1,4 +1,4 @@
-"""Which products ``model.loss_and_grads`` takes, measured once per machine at three hidden widths.
+"""Which products ``model.loss_and_grads`` takes, measured once per machine and block shape.
 
 Two choices of the backward pass depend on the CPU as much as on the shapes:
 

@@ -139,7 +139,7 @@ def stable_order(key: Tensor) -> Tensor:
     n = key.numel()
     if key.device.type != "cpu" or not RADIX_PAD <= n < RADIX_MIN:
         return torch.sort(key, stable=True).indices
-    past = int(key.max()) + 1 if n else 0
+    past = int(key.max()) + 1
     padded = torch.cat([key, key.new_full((RADIX_MIN - n,), past)])
     return torch.sort(padded, stable=True).indices[:n]
 

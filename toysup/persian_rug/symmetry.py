@@ -15,8 +15,9 @@ criterion chose (chapters 1, 2 and 4).
 
 Figures: ``heatmaps`` draws one panel per n over (p, r) with a shared colour scale (the paper's
 Figs. 3-6 layout); ``trend_lines``/``trend_figure`` draw statistics against n at reference points;
-``size_trend_figure``, ``transform_figure`` (chapter 2), ``weight_block``, ``weight_histograms``,
-``training_curves`` and ``loss_vs_ratio`` (chapter 1) draw one chapter figure each.
+``size_trend_figure``, ``transform_figure``, ``loss_slices`` (chapter 2), ``weight_block``,
+``weight_histograms``, ``training_curves`` and ``loss_vs_ratio`` (chapter 1) draw one chapter figure
+each.
 """
 from collections.abc import Mapping, Sequence
 
@@ -489,22 +490,19 @@ def loss_slices(table: pd.DataFrame, along: str, *, reference: pd.DataFrame | No
                             ms=4, color=colors[n], mfc="none" if hollow else colors[n],
                             label=f"n = {n}" + (" (fixed schedule)" if hollow else ""))
         if along == "r":
-            line = np.linspace(0.02, 0.95, 40)
-            ax.plot(line, theory.optimal_symmetric_loss(value, line).loss, "--", color="black", lw=1.2,
-                    label="symmetric optimum $L^*$")
-            ax.plot(line, theory.linear_loss(value, line), ":", color=plotting.OKABE_ITO["blue"],
-                    label="linear optimum $v(p)(1-r)$")
+            p_line, r_line = value, np.linspace(0.02, 0.95, 40)
             ax.set(xlabel="ratio $r = m/n$", title=f"loss at p = {value:g}")
         else:
-            line = np.geomspace(min(table["p"]), max(table["p"]), 40)
-            ax.plot(line, theory.optimal_symmetric_loss(line, value).loss, "--", color="black", lw=1.2,
-                    label="symmetric optimum $L^*$")
-            ax.plot(line, theory.linear_loss(line, value), ":", color=plotting.OKABE_ITO["blue"],
-                    label="linear optimum $v(p)(1-r)$")
+            p_line, r_line = np.geomspace(min(table["p"]), max(table["p"]), 40), value
             ax.set(xscale="log", yscale="log", xlabel="feature probability $p$", title=f"loss at r = {value:g}")
             probs = sorted(table["p"].unique())
             ax.set_xticks(probs, [f"{p:g}" for p in probs], minor=False)
             ax.set_xticks([], minor=True)
+        line = r_line if along == "r" else p_line
+        ax.plot(line, theory.optimal_symmetric_loss(p_line, r_line).loss, "--", color="black", lw=1.2,
+                label="symmetric optimum $L^*$")
+        ax.plot(line, theory.linear_loss(p_line, r_line), ":", color=plotting.OKABE_ITO["blue"],
+                label="linear optimum $v(p)(1-r)$")
     axes[0][0].set_ylabel("held-out loss $L$ (per feature)")
     entries = {}                      # every panel's series once (the hollow ones sit on some panels only)
     for ax in axes[0]:
