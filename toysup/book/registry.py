@@ -47,7 +47,7 @@ EXPECTED: dict[str, dict[str, Claim]] = {
     "02_symmetry": {
         "R3a": claim(E, may_deviate=True), "R3b": claim(E), "R3c": claim(E, may_deviate=True),
         "R4": claim(E), "R5": claim(E, may_deviate=True),
-        "R6": claim(E, C, may_deviate=True), "R14": claim(E), "R9b": claim(E),
+        "R6": claim(E, C, may_deviate=True), "R14": claim(E, may_deviate=True), "R9b": claim(E, may_deviate=True),
         "R1 (a)": claim(E), "R1 (b)": claim(E, may_deviate=True), "R1 (c)": claim(E, may_deviate=True),
         "§3.2": claim(C, optional=(E,), may_deviate=True)},
     "03_analytic_loss": {
